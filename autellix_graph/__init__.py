@@ -1,0 +1,1 @@
+"""Autellix LangGraph middleware."""

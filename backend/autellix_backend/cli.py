@@ -1,0 +1,16 @@
+"""The ``autellix`` command."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Autellix: program-aware LLM serving for agentic programs.", no_args_is_help=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Autellix command line."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,227 @@
+"""The scheduling core: one engine's queue of calls, ordered by a program-aware policy.
+
+An engine drives it with four calls, in the shape of vLLM's scheduler:
+
+1. ``add_call(arrival, now)`` when a request arrives,
+2. ``schedule(budget, now)`` before each step: what runs, what is preempted,
+3. ``update_from_step(progress, step_time, now)`` after the step: attained service, demotion,
+4. ``finish_call(call_id, now)`` (or ``abort_call``) when a call ends.
+
+The vLLM plugin, the simulated engine and the backend all use this class; it does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from autellix_backend.core.config import SchedulerConfig, ServiceUnit
+from autellix_backend.core.errors import InvalidCallError, UnknownCallError
+from autellix_backend.core.outputs import CallProgress, SchedulerDecision
+from autellix_backend.core.process_table import (
+    CallArrival,
+    CallRecord,
+    ProcessTable,
+)
+from autellix_backend.core.queues import MultiLevelQueue
+from autellix_backend.core.tracker import ProgramTracker
+
+if TYPE_CHECKING:
+    from autellix_backend.core.budget import BatchBudget
+
+
+class Scheduler:
+    """Program-aware scheduler for the calls of one engine.
+
+    Args:
+        config: policy and queue settings.
+        table: the process table to read program state from and write it to; pass the same
+            table to the schedulers of several engines to give them one global view.
+        engine_id: recorded on calls and programs that this scheduler serves.
+    """
+
+    def __init__(
+        self,
+        config: SchedulerConfig | None = None,
+        *,
+        table: ProcessTable | None = None,
+        engine_id: str = "engine-0",
+    ) -> None:
+        self.config = config or SchedulerConfig()
+        self.tracker = ProgramTracker(self.config.policy, table)
+        self.policy = self.tracker.policy
+        self.table = self.tracker.table
+        self.engine_id = engine_id
+        discretised = self.policy.discretised
+        self.queue = MultiLevelQueue(self.config if discretised else _single_queue(self.config))
+        self.running: dict[str, CallRecord] = {}
+        self.num_preemptions = 0
+        self.num_promotions = 0
+
+    # Arrivals and completions --------------------------------------------------
+
+    def add_call(self, arrival: CallArrival, now: float) -> CallRecord:
+        """Admit a new call of an existing program; it waits until ``schedule`` picks it."""
+        call = self.tracker.admit(arrival, now, engine_id=self.engine_id)
+        level = self.queue.level_for(call.priority) if self.policy.discretised else 0
+        self.queue.push(call, level)
+        return call
+
+    def finish_call(self, call_id: str, now: float) -> CallRecord:
+        """Close a completed call and fold its service into its program's priority."""
+        call = self._own(call_id)
+        self._detach(call)
+        self.tracker.complete(call, now)
+        return call
+
+    def abort_call(self, call_id: str, now: float) -> CallRecord:
+        """Drop a call (client gone, engine failed); its service still counts for its program."""
+        call = self._own(call_id)
+        self._detach(call)
+        self.tracker.complete(call, now, aborted=True)
+        return call
+
+    # Scheduling ----------------------------------------------------------------
+
+    def schedule(self, budget: BatchBudget, now: float) -> SchedulerDecision:
+        """Choose the calls that run in the next step, and the running calls to preempt."""
+        if not self.running and not len(self.queue):
+            return SchedulerDecision.make_empty()
+        promoted = self._promote_starving(now)
+        preempt = self.config.preemption and self.policy.preemptive
+        order = self._priority_order()
+        if not preempt:
+            order = [c for c in order if c.call_id in self.running] + [
+                c for c in order if c.call_id not in self.running
+            ]
+        scheduled = self._fill(order, budget)
+        chosen = {c.call_id for c in scheduled}
+        preempted: list[CallRecord] = []
+        for call in list(self.running.values()):
+            if call.call_id not in chosen:
+                self.table.mark_preempted(call, now)
+                del self.running[call.call_id]
+                preempted.append(call)
+        started: list[CallRecord] = []
+        for call in scheduled:
+            if call.call_id not in self.running:
+                self.table.mark_running(call, now)
+                self.running[call.call_id] = call
+                started.append(call)
+        self.num_preemptions += len(preempted)
+        return SchedulerDecision(
+            scheduled=tuple(scheduled),
+            started=tuple(started),
+            preempted=tuple(preempted),
+            promoted_ids=promoted,
+        )
+
+    def update_from_step(
+        self, progress: Iterable[CallProgress], step_time: float, now: float
+    ) -> None:
+        """Credit service to the calls that ran in a step and demote those past their quantum."""
+        if step_time < 0:
+            raise InvalidCallError(f"step_time must be >= 0, got {step_time}")
+        items = list(progress)
+        for item in items:
+            if item.num_prefill_tokens < 0 or item.num_decode_tokens < 0:
+                raise InvalidCallError("token counts in a step must be >= 0")
+            self._own(item.call_id)
+        unit = self.config.service_unit
+        for item in items:
+            call = self.table.calls[item.call_id]
+            if unit is ServiceUnit.ENGINE_TIME:
+                gained = step_time
+            else:
+                gained = (
+                    self.config.prefill_token_cost * item.num_prefill_tokens
+                    + self.config.decode_token_cost * item.num_decode_tokens
+                )
+            call.service += gained
+            call.quantum_used += gained
+            call.num_prompt_tokens_computed += item.num_prefill_tokens
+            call.num_output_tokens += item.num_decode_tokens
+            if self.policy.discretised:
+                self._demote_if_spent(call)
+
+    # Views ---------------------------------------------------------------------
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.queue) - len(self.running)
+
+    @property
+    def num_running(self) -> int:
+        return len(self.running)
+
+    def waiting(self) -> list[CallRecord]:
+        """Calls waiting or preempted, in priority order."""
+        return [c for c in self._priority_order() if c.call_id not in self.running]
+
+    def has_call(self, call_id: str) -> bool:
+        call = self.table.calls.get(call_id)
+        return call is not None and call.engine_id == self.engine_id and not call.status.is_done
+
+    # Phases --------------------------------------------------------------------
+
+    def _priority_order(self) -> list[CallRecord]:
+        if self.policy.discretised:
+            return list(self.queue)
+        return sorted(self.queue, key=self.policy.sort_key)
+
+    def _fill(self, order: list[CallRecord], budget: BatchBudget) -> list[CallRecord]:
+        scheduled: list[CallRecord] = []
+        for call in order:
+            if budget.try_add(call, resident=call.call_id in self.running):
+                scheduled.append(call)
+            elif self.config.stop_at_first_misfit:
+                break
+        return scheduled
+
+    def _promote_starving(self, now: float) -> tuple[str, ...]:
+        beta = self.config.starvation_beta
+        if beta is None or not self.policy.discretised or self.config.num_queues == 1:
+            return ()
+        promoted: list[str] = []
+        programs = self.table.programs
+        for level in self.queue.levels[1:]:
+            for call in list(level.values()):
+                if call.call_id in self.running:
+                    continue
+                program = programs.get(call.program_id)
+                if program is None:
+                    continue
+                service = program.total_service + call.service - call.starve_service_base
+                if service <= 0:
+                    continue
+                wait = program.total_wait + call.current_wait(now) - call.starve_wait_base
+                if wait >= beta * service:
+                    self.queue.move(call, 0)
+                    call.starve_wait_base = call.current_wait(now)
+                    call.starve_service_base = call.service
+                    promoted.append(call.call_id)
+        self.num_promotions += len(promoted)
+        return tuple(promoted)
+
+    def _demote_if_spent(self, call: CallRecord) -> None:
+        last = self.config.num_queues - 1
+        while call.level < last and call.quantum_used >= self.config.quantum(call.level):
+            spill = call.quantum_used - self.config.quantum(call.level)
+            self.queue.move(call, call.level + 1)
+            call.quantum_used = spill
+
+    def _own(self, call_id: str) -> CallRecord:
+        call = self.table.calls.get(call_id)
+        if call is None or call.engine_id != self.engine_id or call.status.is_done:
+            raise UnknownCallError(call_id)
+        return call
+
+    def _detach(self, call: CallRecord) -> None:
+        self.queue.remove(call)
+        self.running.pop(call.call_id, None)
+
+
+def _single_queue(config: SchedulerConfig) -> SchedulerConfig:
+    from dataclasses import replace
+
+    return replace(config, num_queues=1, queue_boundaries=())

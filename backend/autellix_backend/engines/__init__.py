@@ -1,0 +1,25 @@
+"""Engine adapters: one interface, one module per kind of engine."""
+
+from __future__ import annotations
+
+from autellix_backend.engines.base import (
+    EngineAdapter,
+    EngineChunk,
+    EngineError,
+    EngineLoad,
+    EngineRequest,
+    EngineUsage,
+    ProgramTag,
+    RequestKind,
+)
+
+__all__ = [
+    "EngineAdapter",
+    "EngineChunk",
+    "EngineError",
+    "EngineLoad",
+    "EngineRequest",
+    "EngineUsage",
+    "ProgramTag",
+    "RequestKind",
+]

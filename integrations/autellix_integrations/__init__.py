@@ -1,0 +1,1 @@
+"""Adapters to third-party systems (LlamaIndex, vLLM plugin entry point, Ray)."""
