@@ -12,6 +12,9 @@ The vLLM plugin, the simulated engine and the backend all use this class; it doe
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -57,6 +60,12 @@ class Scheduler:
         self.running: dict[str, CallRecord] = {}
         self.num_preemptions = 0
         self.num_promotions = 0
+        # Anti-starvation: the time at which each waiting call below Q1 would reach beta,
+        # in a lazy heap. Entries are valid while they match ``_deadline``.
+        self._deadline: dict[str, float] = {}
+        self._deadline_heap: list[tuple[float, int, str]] = []
+        self._owns_table = table is None
+        self._rescan: list[CallRecord] = []
 
     # Arrivals and completions --------------------------------------------------
 
@@ -65,6 +74,7 @@ class Scheduler:
         call = self.tracker.admit(arrival, now, engine_id=self.engine_id)
         level = self.queue.level_for(call.priority) if self.policy.discretised else 0
         self.queue.push(call, level)
+        self._arm_deadline(call)
         return call
 
     def finish_call(self, call_id: str, now: float) -> CallRecord:
@@ -72,6 +82,7 @@ class Scheduler:
         call = self._own(call_id)
         self._detach(call)
         self.tracker.complete(call, now)
+        self._rearm_program(call.program_id)
         return call
 
     def abort_call(self, call_id: str, now: float) -> CallRecord:
@@ -79,6 +90,7 @@ class Scheduler:
         call = self._own(call_id)
         self._detach(call)
         self.tracker.complete(call, now, aborted=True)
+        self._rearm_program(call.program_id)
         return call
 
     # Scheduling ----------------------------------------------------------------
@@ -89,11 +101,20 @@ class Scheduler:
             return SchedulerDecision.make_empty()
         promoted = self._promote_starving(now)
         preempt = self.config.preemption and self.policy.preemptive
-        order = self._priority_order()
-        if not preempt:
-            order = [c for c in order if c.call_id in self.running] + [
-                c for c in order if c.call_id not in self.running
-            ]
+        order: Iterable[CallRecord]
+        if preempt and self.policy.discretised:
+            order = self.queue
+        elif not preempt and (self.policy.discretised or self.policy.arrival_ordered):
+            running = self.running
+            order = itertools.chain(
+                list(running.values()), (c for c in self.queue if c.call_id not in running)
+            )
+        else:
+            order = self._priority_order()
+            if not preempt:
+                order = [c for c in order if c.call_id in self.running] + [
+                    c for c in order if c.call_id not in self.running
+                ]
         scheduled = self._fill(order, budget)
         chosen = {c.call_id for c in scheduled}
         preempted: list[CallRecord] = []
@@ -102,6 +123,7 @@ class Scheduler:
                 self.table.mark_preempted(call, now)
                 del self.running[call.call_id]
                 preempted.append(call)
+                self._arm_deadline(call)
         started: list[CallRecord] = []
         for call in scheduled:
             if call.call_id not in self.running:
@@ -169,7 +191,7 @@ class Scheduler:
             return list(self.queue)
         return sorted(self.queue, key=self.policy.sort_key)
 
-    def _fill(self, order: list[CallRecord], budget: BatchBudget) -> list[CallRecord]:
+    def _fill(self, order: Iterable[CallRecord], budget: BatchBudget) -> list[CallRecord]:
         scheduled: list[CallRecord] = []
         for call in order:
             if budget.try_add(call, resident=call.call_id in self.running):
@@ -179,29 +201,81 @@ class Scheduler:
         return scheduled
 
     def _promote_starving(self, now: float) -> tuple[str, ...]:
-        beta = self.config.starvation_beta
-        if beta is None or not self.policy.discretised or self.config.num_queues == 1:
+        """Move waiting calls whose (W_program + W_call) / (T_program + T_call) >= beta to Q1.
+
+        Deadlines are exact for this engine's own completions. When the table is shared with
+        other engines, a few calls per decision are re-armed in turn, so the programs that other
+        engines advanced are picked up within a bounded number of decisions.
+        """
+        if not self._starvation_enabled():
             return ()
+        if not self._owns_table:
+            self._rearm_some(_RESCAN_PER_DECISION)
         promoted: list[str] = []
-        programs = self.table.programs
-        for level in self.queue.levels[1:]:
-            for call in list(level.values()):
-                if call.call_id in self.running:
-                    continue
-                program = programs.get(call.program_id)
-                if program is None:
-                    continue
-                service = program.total_service + call.service - call.starve_service_base
-                if service <= 0:
-                    continue
-                wait = program.total_wait + call.current_wait(now) - call.starve_wait_base
-                if wait >= beta * service:
-                    self.queue.move(call, 0)
-                    call.starve_wait_base = call.current_wait(now)
-                    call.starve_service_base = call.service
-                    promoted.append(call.call_id)
+        heap = self._deadline_heap
+        while heap and heap[0][0] <= now:
+            deadline, _, call_id = heapq.heappop(heap)
+            if self._deadline.get(call_id) != deadline:
+                continue
+            del self._deadline[call_id]
+            call = self.table.calls.get(call_id)
+            if call is None or call.waiting_since is None or call.level == 0:
+                continue
+            if self._starve_deadline(call) > now:
+                self._arm_deadline(call)
+                continue
+            self.queue.move(call, 0)
+            call.starve_wait_base = call.current_wait(now)
+            call.starve_service_base = call.service
+            promoted.append(call_id)
         self.num_promotions += len(promoted)
         return tuple(promoted)
+
+    def _starvation_enabled(self) -> bool:
+        return (
+            self.config.starvation_beta is not None
+            and self.policy.discretised
+            and self.config.num_queues > 1
+        )
+
+    def _starve_deadline(self, call: CallRecord) -> float:
+        """The time at which a waiting ``call`` reaches the beta ratio (inf if never)."""
+        beta = self.config.starvation_beta
+        program = self.table.programs.get(call.program_id)
+        if beta is None or program is None or call.waiting_since is None:
+            return math.inf
+        service = program.total_service + call.service - call.starve_service_base
+        if service <= 0:
+            return math.inf
+        wait_so_far = program.total_wait + call.wait - call.starve_wait_base
+        return call.waiting_since + beta * service - wait_so_far
+
+    def _arm_deadline(self, call: CallRecord) -> None:
+        if call.level == 0 or call.waiting_since is None or not self._starvation_enabled():
+            self._deadline.pop(call.call_id, None)
+            return
+        deadline = self._starve_deadline(call)
+        if deadline == math.inf:
+            self._deadline.pop(call.call_id, None)
+            return
+        self._deadline[call.call_id] = deadline
+        heapq.heappush(self._deadline_heap, (deadline, call.seq, call.call_id))
+
+    def _rearm_some(self, count: int) -> None:
+        if not self._rescan:
+            self._rescan = [c for level in self.queue.levels[1:] for c in level.values()]
+        for _ in range(min(count, len(self._rescan))):
+            call = self._rescan.pop()
+            if call.call_id in self._deadline:
+                self._arm_deadline(call)
+
+    def _rearm_program(self, program_id: str) -> None:
+        program = self.table.programs.get(program_id)
+        if program is None or not self._deadline:
+            return
+        for call in program.active_calls:
+            if call.call_id in self._deadline:
+                self._arm_deadline(call)
 
     def _demote_if_spent(self, call: CallRecord) -> None:
         last = self.config.num_queues - 1
@@ -219,6 +293,10 @@ class Scheduler:
     def _detach(self, call: CallRecord) -> None:
         self.queue.remove(call)
         self.running.pop(call.call_id, None)
+        self._deadline.pop(call.call_id, None)
+
+
+_RESCAN_PER_DECISION = 32
 
 
 def _single_queue(config: SchedulerConfig) -> SchedulerConfig:

@@ -21,6 +21,8 @@ class PriorityPolicy(ABC):
     name: ClassVar[Policy]
     discretised: ClassVar[bool] = True
     preemptive: ClassVar[bool] = True
+    arrival_ordered: ClassVar[bool] = False
+    """True when ``sort_key`` is plain arrival order, so no sort is needed."""
 
     @abstractmethod
     def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:

@@ -15,6 +15,7 @@ class FCFSPolicy(PriorityPolicy):
     name = Policy.FCFS
     discretised = False
     preemptive = False
+    arrival_ordered = True
 
     def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
         return 0.0
