@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Autellix: program-aware LLM serving for agentic programs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Autellix: program-aware LLM serving for agentic programs.", no_args_is_help=True
+)
 
 
 @app.callback()

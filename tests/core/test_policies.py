@@ -14,8 +14,15 @@ from autellix_backend.core import (
 )
 
 
-def _run_call(sched: Scheduler, call_id: str, program: str, service: float, now: float,
-              parents: tuple[str, ...] = (), thread: str = "main") -> float:
+def _run_call(
+    sched: Scheduler,
+    call_id: str,
+    program: str,
+    service: float,
+    now: float,
+    parents: tuple[str, ...] = (),
+    thread: str = "main",
+) -> float:
     call = sched.add_call(
         CallArrival(call_id=call_id, program_id=program, parent_ids=parents, thread_id=thread),
         now=now,

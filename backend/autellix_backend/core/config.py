@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from autellix_backend.core.errors import UnknownPolicyError
 
 
-class Policy(str, Enum):
+class Policy(StrEnum):
     """The scheduling policies the core implements."""
 
     FCFS = "fcfs"
@@ -38,7 +38,7 @@ class Policy(str, Enum):
         raise UnknownPolicyError(f"unknown policy {name!r}; known policies: {known}")
 
 
-class ServiceUnit(str, Enum):
+class ServiceUnit(StrEnum):
     """What counts as a unit of attained service."""
 
     ENGINE_TIME = "engine_time"
@@ -64,7 +64,9 @@ class SchedulerConfig:
     quantum_growth: float = 2.0
     """Each lower queue's quantum is this factor times the one above (FastServe doubles)."""
     starvation_beta: float | None = 8.0
-    """Promote a call to Q1 when (W_program + W_call) / (T_program + T_call) >= beta; None disables."""
+    """Promote a call to Q1 when (W_program + W_call) / (T_program + T_call) >= beta.
+
+    None disables the rule."""
     service_unit: ServiceUnit = ServiceUnit.ENGINE_TIME
     """Whether attained service is engine seconds or a token cost."""
     prefill_token_cost: float = 0.0

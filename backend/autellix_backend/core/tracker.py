@@ -19,7 +19,9 @@ class ProgramTracker:
         self.policy = policy if isinstance(policy, PriorityPolicy) else make_policy(policy)
         self.table = table if table is not None else ProcessTable()
 
-    def admit(self, arrival: CallArrival, now: float, *, engine_id: str | None = None) -> CallRecord:
+    def admit(
+        self, arrival: CallArrival, now: float, *, engine_id: str | None = None
+    ) -> CallRecord:
         """Register a call of an existing program with the priority its program has now."""
         arrival.validate()
         program = self.table.program(arrival.program_id)

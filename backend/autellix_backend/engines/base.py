@@ -6,11 +6,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class RequestKind(str, Enum):
+class RequestKind(StrEnum):
     CHAT = "chat"
     COMPLETION = "completion"
 
