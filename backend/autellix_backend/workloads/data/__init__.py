@@ -1,0 +1,1 @@
+"""Package data of the workloads (the compact BFCL token counts)."""
