@@ -8,10 +8,12 @@ from autellix_backend.workloads import (
     PAPER_STATS,
     WORKLOADS,
     UnknownWorkloadError,
+    bfcl,
+    lats,
     make_workload,
+    sharegpt,
     workload_stats,
 )
-from autellix_backend.workloads import bfcl, lats, sharegpt
 from autellix_backend.workloads.spec import ProgramSpec
 
 
