@@ -1,0 +1,92 @@
+"""The simulated engine's view of one call: its token stream and the KV it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from autellix_backend.sim.hashing import block_hashes
+from autellix_backend.sim.kv_cache import BlockTable
+
+
+class SeqState(IntEnum):
+    """Where a call's KV cache is."""
+
+    UNCOMPUTED = 0
+    """No KV on the device: never admitted, or dropped by a recompute preemption."""
+    RESIDENT = 1
+    """Its computed tokens' KV is on the device."""
+    SWAPPED = 2
+    """Its KV was copied to host memory by a swap preemption."""
+
+
+@dataclass(slots=True, eq=False)
+class SimSequence:
+    """A call's token stream (prompt, then generated tokens) and its progress through it.
+
+    A step computes some of the stream's pending tokens; when every known token is computed,
+    the step samples a new one (so the step that finishes a prefill yields the first output
+    token, as in vLLM). The call is done when it has generated ``max_output`` tokens.
+    """
+
+    call_id: str
+    program_id: str
+    segments: list[tuple[int, int]]
+    """The prompt as ``(segment key id, tokens)`` runs."""
+    prompt_tokens: int
+    """Prompt length in the stream (at least 1: an empty prompt still feeds one token)."""
+    reported_prompt_tokens: int
+    """Prompt length as the caller gave it."""
+    max_output: int
+    output_key: int
+    """Key id of the generated tokens, so later calls can hit them in the prefix cache."""
+    arrival_time: float
+    table: BlockTable = field(default_factory=BlockTable)
+    hashes: list[int] = field(default_factory=list)
+    """Hashes of the stream's full blocks computed so far."""
+    state: SeqState = SeqState.UNCOMPUTED
+    num_computed: int = 0
+    """Stream tokens whose KV is computed."""
+    num_generated: int = 0
+    num_registered: int = 0
+    """Full blocks already published to the prefix cache."""
+    num_swapped_blocks: int = 0
+    cached_tokens: int = 0
+    """Prefix-cache hit at first admission."""
+    admitted: bool = False
+    first_token_time: float | None = None
+
+    @property
+    def stream_len(self) -> int:
+        return self.prompt_tokens + self.num_generated
+
+    @property
+    def num_pending(self) -> int:
+        return self.prompt_tokens + self.num_generated - self.num_computed
+
+    @property
+    def is_decoding(self) -> bool:
+        """True when the next step computes just the last generated token."""
+        return self.num_generated > 0 and self.num_computed == self.stream_len - 1
+
+    @property
+    def is_done(self) -> bool:
+        return self.num_generated >= self.max_output and self.num_computed >= self.stream_len - (
+            1 if self.num_generated else 0
+        )
+
+    def ensure_hashes(self, num_tokens: int, block_size: int) -> list[int]:
+        """Hashes of every full block among the first ``num_tokens`` stream tokens."""
+        have = len(self.hashes)
+        if num_tokens // block_size > have:
+            segments = self.segments
+            if num_tokens > self.prompt_tokens:
+                segments = [*segments, (self.output_key, self.num_generated)]
+            self.hashes += block_hashes(
+                segments,
+                block_size,
+                start_block=have,
+                parent=self.hashes[-1] if have else 0,
+                num_tokens=num_tokens,
+            )
+        return self.hashes
