@@ -16,3 +16,5 @@ def _root() -> None:
 
 def main() -> None:
     app()
+
+import autellix_backend.server.cli  # noqa: E402, F401  (registers `autellix serve`)

@@ -1,0 +1,323 @@
+"""The simulated engine behind the gateway: ``SimEngine`` stepped in real (or scaled) time.
+
+Calls are scheduled by the core ``Scheduler`` inside ``SimEngine``, exactly as in offline
+simulations; this adapter only sleeps for each step's simulated duration (times
+``time_scale``) and streams deterministic filler text, one word per generated token. Each
+call generates ``max_tokens`` tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from autellix_backend.core import CallArrival, SchedulerConfig
+from autellix_backend.engines.base import (
+    EngineAdapter,
+    EngineChunk,
+    EngineError,
+    EngineLoad,
+    EngineRequest,
+    EngineUsage,
+)
+from autellix_backend.sim.config import EngineConfig
+from autellix_backend.sim.engine import SimEngine, StepOutcome
+from autellix_backend.sim.results import CallResult
+from autellix_backend.workloads.spec import PromptSegment
+
+log = logging.getLogger("autellix.engines.simulated")
+
+FILLER_WORDS = (
+    "the",
+    "program",
+    "calls",
+    "wait",
+    "less",
+    "when",
+    "the",
+    "scheduler",
+    "knows",
+    "which",
+    "program",
+    "each",
+    "call",
+    "belongs",
+    "to",
+    "and",
+    "how",
+    "much",
+    "service",
+    "it",
+    "had",
+)
+"""Vocabulary of the filler output; token ``i`` of a call is one word followed by a space."""
+
+
+@dataclass(slots=True, eq=False)
+class _Call:
+    request: EngineRequest
+    max_tokens: int
+    queue: asyncio.Queue[EngineChunk | EngineError] = field(default_factory=asyncio.Queue)
+    num_sent: int = 0
+    offset: int = 0
+    """Where the call's filler text starts in ``FILLER_WORDS``."""
+
+
+class SimulatedEngine(EngineAdapter):
+    """An ``EngineAdapter`` over ``SimEngine``.
+
+    Args:
+        engine_id: name in the gateway.
+        model: model name clients ask for.
+        scheduler: scheduling-core settings (the policy); the program's service arrives with
+            each call (``ProgramTag.service_at_arrival``).
+        time_scale: wall seconds per simulated second; 0 runs steps back to back.
+        default_max_tokens: output length of a request that sets no ``max_tokens``.
+        engine_options: ``sim.config.EngineConfig`` fields (``profile``, ``max_num_seqs``...).
+    """
+
+    program_aware = True
+
+    def __init__(
+        self,
+        *,
+        engine_id: str = "sim-0",
+        model: str = "sim",
+        scheduler: SchedulerConfig | None = None,
+        time_scale: float = 1.0,
+        default_max_tokens: int = 16,
+        **engine_options: Any,
+    ) -> None:
+        if time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+        self.engine_id = engine_id
+        self.model = model
+        self.time_scale = time_scale
+        self.default_max_tokens = default_max_tokens
+        self._scheduler_config = scheduler or SchedulerConfig()
+        self._engine_config = EngineConfig(**engine_options)
+        self._sim = SimEngine(self._engine_config, self._scheduler_config, engine_id=engine_id)
+        self._calls: dict[str, _Call] = {}
+        self._program_calls: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: str | None = None
+        self._clock = 0.0
+        self._origin = 0.0
+
+    # Life cycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._origin = asyncio.get_running_loop().time()
+            self._task = asyncio.create_task(self._run(), name=f"sim-{self.engine_id}")
+
+    async def aclose(self) -> None:
+        self.fail("engine closed")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def fail(self, reason: str) -> None:
+        """Make the engine fail as a crashed one would: health turns false, calls error out."""
+        self._failure = reason
+        error = EngineError(reason)
+        for call in self._calls.values():
+            call.queue.put_nowait(error)
+        self._wake.set()
+
+    def recover(self) -> None:
+        """Undo ``fail``: the engine accepts calls again (its earlier calls stay lost)."""
+        self._failure = None
+
+    async def health(self) -> bool:
+        return self._failure is None and self._task is not None and not self._task.done()
+
+    def load(self) -> EngineLoad:
+        scheduler = self._sim.scheduler
+        return EngineLoad(num_running=scheduler.num_running, num_waiting=scheduler.num_waiting)
+
+    def queue_lengths(self) -> tuple[int, ...]:
+        """Calls in each of the scheduler's priority queues, Q1 first."""
+        return tuple(self._sim.scheduler.queue.lengths())
+
+    def num_preemptions(self) -> int:
+        return self._sim.scheduler.num_preemptions
+
+    # Calls ---------------------------------------------------------------------
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
+        if self._failure is not None:
+            raise EngineError(self._failure)
+        call = self._admit(request)
+        try:
+            while True:
+                item = await call.queue.get()
+                if isinstance(item, EngineError):
+                    raise item
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            if request.request_id in self._calls:
+                self._drop(request.request_id, abort=True)
+
+    async def abort(self, request_id: str) -> None:
+        if request_id in self._calls:
+            self._drop(request_id, abort=True)
+
+    def _admit(self, request: EngineRequest) -> _Call:
+        tag = request.tag
+        max_tokens = _max_tokens(request.body, self.default_max_tokens)
+        segments = _prompt_segments(request)
+        now = self._now()
+        self._sim.table.start_program(tag.program_id, now, exist_ok=True)
+        arrival = CallArrival(
+            call_id=request.request_id,
+            program_id=tag.program_id,
+            thread_id=tag.thread_id,
+            prompt_tokens=sum(s.num_tokens for s in segments),
+            max_tokens=max_tokens,
+            service_at_arrival=tag.service_at_arrival,
+        )
+        self._program_calls[tag.program_id] = self._program_calls.get(tag.program_id, 0) + 1
+        try:
+            self._sim.add_call(arrival, segments, max_tokens, now)
+        except Exception:
+            self._release_program(tag.program_id)
+            raise
+        offset = int.from_bytes(
+            hashlib.blake2b(request.request_id.encode(), digest_size=4).digest()
+        )
+        call = _Call(request, max_tokens, offset=offset % len(FILLER_WORDS))
+        self._calls[request.request_id] = call
+        self._wake.set()
+        return call
+
+    def _drop(self, request_id: str, *, abort: bool) -> None:
+        call = self._calls.pop(request_id)
+        if abort:
+            with contextlib.suppress(KeyError):
+                self._sim.abort_call(request_id, self._now())
+        self._release_program(call.request.tag.program_id)
+
+    def _release_program(self, program_id: str) -> None:
+        """End the engine-side program row once it has no calls here (keeps the table small)."""
+        left = self._program_calls.get(program_id, 0) - 1
+        if left > 0:
+            self._program_calls[program_id] = left
+            return
+        self._program_calls.pop(program_id, None)
+        if program_id in self._sim.table:
+            self._sim.table.end_program(program_id)
+
+    # Stepping ------------------------------------------------------------------
+
+    def _now(self) -> float:
+        if self.time_scale == 0:
+            return self._clock
+        elapsed = (asyncio.get_running_loop().time() - self._origin) / self.time_scale
+        return max(self._clock, elapsed)
+
+    async def _run(self) -> None:
+        try:
+            await self._step_forever()
+        except Exception as exc:
+            log.exception("simulated engine %s crashed", self.engine_id)
+            self.fail(f"simulator crashed: {type(exc).__name__}: {exc}")
+
+    async def _step_forever(self) -> None:
+        sim = self._sim
+        while True:
+            if self._failure is not None or not sim.has_work:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            duration = sim.start_step(self._now())
+            if duration is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await asyncio.sleep(duration * self.time_scale)
+            outcome = sim.complete_step()
+            self._clock = max(self._clock, outcome.end)
+            self._publish(outcome)
+
+    def _publish(self, outcome: StepOutcome) -> None:
+        calls = self._sim.table.calls
+        for result in outcome.finished:
+            call = self._calls.get(result.call_id)
+            if call is not None:
+                self._finish(call, result)
+        for request_id, call in list(self._calls.items()):
+            record = calls.get(request_id)
+            if record is not None and record.num_output_tokens > call.num_sent:
+                call.queue.put_nowait(EngineChunk(text=self._text(call, record.num_output_tokens)))
+
+    def _finish(self, call: _Call, result: CallResult) -> None:
+        text = self._text(call, result.output_tokens)
+        usage = EngineUsage(
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.output_tokens,
+            cached_tokens=result.cached_tokens,
+            service=result.service,
+        )
+        call.queue.put_nowait(EngineChunk(text=text, finish_reason="length", usage=usage))
+        self._drop(call.request.request_id, abort=False)
+
+    def _text(self, call: _Call, upto: int) -> str:
+        words = itertools.islice(
+            itertools.cycle(FILLER_WORDS), call.offset + call.num_sent, call.offset + upto
+        )
+        call.num_sent = max(call.num_sent, upto)
+        return "".join(f"{w} " for w in words)
+
+
+def _max_tokens(body: Mapping[str, Any], default: int) -> int:
+    value = body.get("max_tokens")
+    if value is None:
+        value = body.get("max_completion_tokens")
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"max_tokens must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _prompt_segments(request: EngineRequest) -> list[PromptSegment]:
+    """The prompt as one segment per message, keyed by content so shared prefixes hit the
+    simulated prefix cache; the gateway's token count is split by the messages' sizes."""
+    texts = _prompt_texts(request.body)
+    sizes = [len(t.encode("utf-8", "surrogatepass")) for t in texts]
+    total_size = sum(sizes) or 1
+    total_tokens = max(request.prompt_tokens, 0)
+    segments: list[PromptSegment] = []
+    given = 0
+    for i, (text, size) in enumerate(zip(texts, sizes, strict=True)):
+        n = total_tokens - given if i == len(texts) - 1 else total_tokens * size // total_size
+        given += n
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+        segments.append(PromptSegment(key=key, num_tokens=n))
+    return segments
+
+
+def _prompt_texts(body: Mapping[str, Any]) -> Sequence[str]:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        texts = []
+        for message in messages:
+            if isinstance(message, Mapping):
+                texts.append(f"{message.get('role')}\n{message.get('content')}")
+        return texts or [""]
+    prompt = body.get("prompt")
+    if isinstance(prompt, list):
+        prompt = "".join(str(p) for p in prompt)
+    return [str(prompt or "")]

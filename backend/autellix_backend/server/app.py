@@ -1,0 +1,123 @@
+"""The FastAPI app of ``autellix serve``: parts wired together, background loops, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from autellix_backend.core import Policy, ProgramRecord, SchedulerConfig
+from autellix_backend.engines.base import EngineAdapter
+from autellix_backend.server.auth import KeyRing
+from autellix_backend.server.config import ServerConfig
+from autellix_backend.server.engine_factory import build_engines
+from autellix_backend.server.errors import install_error_handlers
+from autellix_backend.server.gateway import Gateway
+from autellix_backend.server.metrics import ServiceMetrics
+from autellix_backend.server.middleware import BodyLimitMiddleware, RequestCountMiddleware
+from autellix_backend.server.pool import EnginePool, EngineSlot
+from autellix_backend.server.programs import ProgramRegistry, Session
+from autellix_backend.server.routes import completions, operations, programs, traces
+from autellix_backend.server.state import ServiceState
+
+log = logging.getLogger("autellix.server")
+
+
+def create_app(
+    config: ServerConfig | None = None, *, engines: Sequence[EngineAdapter] | None = None
+) -> FastAPI:
+    """Build the service; ``engines`` replaces the ones ``config`` describes (for embedding)."""
+    config = (config or ServerConfig()).validate()
+    adapters = list(engines) if engines is not None else build_engines(config)
+    metrics = ServiceMetrics()
+
+    def on_program_end(session: Session, program: ProgramRecord) -> None:
+        metrics.program_latency.observe(max(0.0, registry.clock() - program.start_time))
+        pool.balancer.on_program_finished(session.key)
+
+    def on_health_change(slot: EngineSlot) -> None:
+        if not slot.healthy:
+            metrics.engine_failures.labels(slot.engine_id).inc()
+
+    registry = ProgramRegistry(
+        config.policy, config.limits, idle_timeout_s=config.idle_timeout_s, on_end=on_program_end
+    )
+    pool = EnginePool(
+        adapters,
+        balancer=config.balancer,
+        health_interval_s=config.health_interval_s,
+        health_timeout_s=config.health_timeout_s,
+        on_health_change=on_health_change,
+    )
+    metrics.watch(registry, pool, SchedulerConfig(policy=Policy.parse(config.policy)))
+    state = ServiceState(
+        config=config,
+        keys=KeyRing(config.api_keys),
+        programs=registry,
+        pool=pool,
+        gateway=Gateway(config, registry, pool, metrics),
+        metrics=metrics,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await pool.start()
+        loops = [
+            asyncio.create_task(pool.health_loop(), name="health"),
+            asyncio.create_task(_reap_loop(registry, config.idle_timeout_s), name="reaper"),
+        ]
+        log.info(
+            "service ready",
+            extra={
+                "engines": ",".join(pool.slots),
+                "policy": config.policy,
+                "auth": bool(config.api_keys),
+            },
+        )
+        try:
+            yield
+        finally:
+            log.info("shutting down", extra={"inflight_calls": pool.num_inflight})
+            for task in loops:
+                task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await pool.drain(config.shutdown_grace_s)
+            await pool.aclose()
+
+    app = FastAPI(
+        title="Autellix",
+        version=_version(),
+        summary="Program-aware, OpenAI-compatible LLM serving for agentic programs.",
+        lifespan=lifespan,
+    )
+    app.state.autellix = state
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(RequestCountMiddleware, counter=metrics.requests)
+    for module in (completions, programs, traces, operations):
+        app.include_router(module.router)
+    return app
+
+
+async def _reap_loop(registry: ProgramRegistry, idle_timeout_s: float) -> None:
+    interval = min(max(idle_timeout_s / 4, 0.05), 5.0)
+    while True:
+        await asyncio.sleep(interval)
+        ended = registry.reap()
+        if ended:
+            log.info("idle programs ended", extra={"num_programs": ended})
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autellix")
+    except PackageNotFoundError:
+        return "0.0.0"

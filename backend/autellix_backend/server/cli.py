@@ -1,0 +1,78 @@
+"""``autellix serve``: run the service (flags override the config file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from autellix_backend.cli import app
+from autellix_backend.server.config import ENGINE_KINDS, ConfigError, load_config
+
+
+@app.command("serve")
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML or TOML settings file.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Engine kind ({', '.join(ENGINE_KINDS)}); default: local_vllm, tiny model."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model to serve (vLLM kinds) or to name (sim).")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Base URL of a remote engine.")] = None,
+    num_engines: Annotated[
+        int, typer.Option(min=1, help="Engines of --engine to run behind the balancer.")
+    ] = 1,
+    policy: Annotated[str | None, typer.Option(help="Scheduling policy (default plas).")] = None,
+    balancer: Annotated[str | None, typer.Option(help="Load balancer (default locality).")] = None,
+    api_key: Annotated[
+        list[str] | None, typer.Option(help="Accepted API key (repeatable); none: no auth.")
+    ] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option(help="Seconds before an idle program is ended (default 600).")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="Log level (default info).")] = None,
+) -> None:
+    """Run the program-aware, OpenAI-compatible service."""
+    import uvicorn
+
+    from autellix_backend.server.app import create_app
+    from autellix_backend.server.logs import configure_logging
+
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "policy": policy,
+        "balancer": balancer,
+        "idle_timeout_s": idle_timeout,
+        "log_level": log_level,
+        "api_keys": list(api_key) if api_key else None,
+    }
+    if engine is not None or model is not None or url is not None or num_engines > 1:
+        kind = engine or ("local_vllm" if url is None else "remote_vllm")
+        overrides["engines"] = [
+            {"kind": kind, "model": model or "", "url": url or "", "id": f"{kind}-{i}"}
+            for i in range(num_engines)
+        ]
+    try:
+        settings = load_config(config, **overrides)
+        configure_logging(settings.log_level)
+        service = create_app(settings)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(
+        service,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
+    )

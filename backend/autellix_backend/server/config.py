@@ -1,0 +1,225 @@
+"""Settings of ``autellix serve``: engines, scheduling policy, balancer, auth, limits.
+
+Read from a YAML or TOML file (``load_config``) and overridden by command-line flags; every
+field has a default so an empty file (or none) gives a working single-engine service.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autellix_backend.core import Policy
+
+ENGINE_KINDS = ("local_vllm", "remote_vllm", "openai", "sim")
+"""Engine adapter kinds: in-process vLLM, remote vLLM with the Autellix plugin, any
+OpenAI-compatible server, and the simulated engine."""
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """The configuration file or flags hold a value the service cannot run with."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    """One engine behind the gateway."""
+
+    kind: str = "local_vllm"
+    """One of ``ENGINE_KINDS``."""
+    engine_id: str = ""
+    """Name in metrics and logs; defaults to ``<kind>-<index>``."""
+    model: str = ""
+    """Model name clients send; for vLLM kinds also the weights to load (empty: the tiny model)."""
+    url: str = ""
+    """Base URL of a remote engine (``remote_vllm``, ``openai``)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Adapter-specific settings (simulator profile and time scale, vLLM engine args...)."""
+
+    def validate(self) -> None:
+        if self.kind not in ENGINE_KINDS:
+            raise ConfigError(
+                f"unknown engine kind {self.kind!r}; known: {', '.join(ENGINE_KINDS)}"
+            )
+        if self.kind in ("remote_vllm", "openai") and not self.url:
+            raise ConfigError(f"engine kind {self.kind!r} needs a url")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that keep one client from exhausting the service."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Largest request body accepted (413 beyond it)."""
+    max_prompt_tokens: int = 32_768
+    """Largest prompt, in the gateway's estimate of tokens (400 beyond it)."""
+    max_tokens: int = 8_192
+    """Largest ``max_tokens`` a request may ask for (400 beyond it)."""
+    default_max_tokens: int = 256
+    """Output tokens of a request that sets no ``max_tokens``."""
+    max_programs: int = 10_000
+    """Programs kept in the process table; the least recently active idle one is evicted."""
+    max_calls_per_program: int = 1_000
+    """Finished calls kept per program (older ones leave the table)."""
+    max_dag_nodes: int = 2_000
+    """DAG nodes kept per program (the oldest are dropped past it)."""
+    max_inflight_calls: int = 4_096
+    """Calls in flight across all engines; more get 429."""
+    max_id_length: int = 256
+    """Longest program, thread or call id accepted."""
+
+    def validate(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) < 1:
+                raise ConfigError(f"limits.{f.name} must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``autellix serve`` needs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    engines: tuple[EngineSpec, ...] = (EngineSpec(),)
+    policy: str = Policy.PLAS.value
+    """Scheduling policy of the process table (``plas``, ``atlas``, ``atlas_exact``...)."""
+    balancer: str = "locality"
+    """Load balancer: ``round_robin``, ``least_used``, ``locality``, ``prefix_aware``."""
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    """Key name -> secret. Empty: no authentication."""
+    idle_timeout_s: float = 600.0
+    """A program with no call in flight and no activity for this long is ended."""
+    health_interval_s: float = 5.0
+    """Seconds between engine health checks."""
+    health_timeout_s: float = 5.0
+    """A health check slower than this counts as a failure."""
+    shutdown_grace_s: float = 10.0
+    """On shutdown, calls in flight get this long to finish."""
+    log_level: str = "info"
+    limits: Limits = field(default_factory=Limits)
+
+    def validate(self) -> ServerConfig:
+        """Check every field and return ``self``; raises ``ConfigError``."""
+        try:
+            Policy.parse(self.policy)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not self.engines:
+            raise ConfigError("at least one engine is needed")
+        for spec in self.engines:
+            spec.validate()
+        ids = [spec.engine_id for spec in self.engines]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"engine ids must be unique, got {ids}")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        for name in ("idle_timeout_s", "health_interval_s", "health_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive")
+        if self.shutdown_grace_s < 0:
+            raise ConfigError("shutdown_grace_s must be >= 0")
+        for name, secret in self.api_keys.items():
+            if not _KEY_NAME.match(name):
+                raise ConfigError(f"api key name {name!r} must match {_KEY_NAME.pattern}")
+            if not secret:
+                raise ConfigError(f"api key {name!r} is empty")
+        self.limits.validate()
+        return self
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ServerConfig:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, apply ``overrides``, validate.
+
+    Overrides whose value is None are ignored, so command-line flags left unset keep the
+    file's value.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_file(Path(path))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_mapping(data)
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> ServerConfig:
+    """Build a validated ``ServerConfig`` from plain data (a parsed file)."""
+    known = {f.name for f in fields(ServerConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    values = dict(data)
+    if "engines" in values:
+        values["engines"] = tuple(_engine(i, e) for i, e in enumerate(values["engines"] or ()))
+    else:
+        values["engines"] = (_engine(0, {}),)
+    if "limits" in values:
+        values["limits"] = _dataclass_from(Limits, values["limits"] or {}, "limits")
+    if "api_keys" in values:
+        values["api_keys"] = _api_keys(values["api_keys"])
+    try:
+        config = ServerConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    return config.validate()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml", ".json"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file must end in .yaml, .yml or .toml: {path}")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot parse {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings")
+    return data
+
+
+def _engine(index: int, raw: Any) -> EngineSpec:
+    if isinstance(raw, EngineSpec):
+        spec = raw
+    elif isinstance(raw, Mapping):
+        values = dict(raw)
+        if "id" in values:
+            values["engine_id"] = values.pop("id")
+        spec = _dataclass_from(EngineSpec, values, f"engines[{index}]")
+    else:
+        raise ConfigError(f"engines[{index}] must be a mapping")
+    if not spec.engine_id:
+        spec = replace(spec, engine_id=f"{spec.kind}-{index}")
+    return spec
+
+
+def _api_keys(raw: Any) -> dict[str, str]:
+    """Accept ``{name: secret}`` or a list of secrets (named ``key-0``, ``key-1``...)."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    if isinstance(raw, list | tuple):
+        return {f"key-{i}": str(v) for i, v in enumerate(raw)}
+    raise ConfigError("api_keys must be a mapping of name to key, or a list of keys")
+
+
+def _dataclass_from(cls: Any, raw: Any, where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a mapping")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown settings in {where}: {', '.join(unknown)}")
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

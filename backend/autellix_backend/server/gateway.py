@@ -1,0 +1,265 @@
+"""The call path: admit a call into the process table, route it, relay the engine's output,
+and fold the result back into the table and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from autellix_backend.core import CallRecord
+from autellix_backend.engines.base import EngineRequest, EngineUsage, RequestKind
+from autellix_backend.server.config import ServerConfig
+from autellix_backend.server.errors import APIError, bad_request
+from autellix_backend.server.metrics import ServiceMetrics
+from autellix_backend.server.openai_format import (
+    DONE_EVENT,
+    chunk_event,
+    completion_body,
+    sse,
+    usage_event,
+)
+from autellix_backend.server.pool import CallStream, EnginePool
+from autellix_backend.server.programs import ProgramRegistry, outer_id
+from autellix_backend.server.prompts import block_hashes, estimate_tokens
+from autellix_backend.server.schemas import ChatCompletionRequest, CompletionRequest
+from autellix_backend.server.tagging import CallTags
+
+log = logging.getLogger("autellix.server.gateway")
+
+
+@dataclass(slots=True, eq=False)
+class OpenCall:
+    """A call admitted and sent to its engine, not yet closed."""
+
+    kind: RequestKind
+    response_id: str
+    model: str
+    created: int
+    record: CallRecord
+    session_program_id: str
+    call_id: str
+    stream: CallStream
+    include_usage: bool
+    arrival: float = field(default_factory=time.perf_counter)
+    first_token: float | None = None
+    closed: bool = False
+
+    @property
+    def engine_id(self) -> str:
+        return self.stream.slot.engine_id
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that tell the client where its call went."""
+        return {
+            "X-Autellix-Program-Id": self.session_program_id,
+            "X-Autellix-Call-Id": self.call_id,
+            "X-Autellix-Engine-Id": self.engine_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    text: str
+    finish_reason: str | None
+    usage: EngineUsage | None
+    extra: Mapping[str, Any]
+
+
+class Gateway:
+    """Admits, relays and closes calls."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        programs: ProgramRegistry,
+        pool: EnginePool,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.limits = config.limits
+        self.programs = programs
+        self.pool = pool
+        self.metrics = metrics
+        self._background: set[asyncio.Task[None]] = set()
+
+    # Opening -------------------------------------------------------------------
+
+    def open(
+        self,
+        owner: str | None,
+        kind: RequestKind,
+        request: ChatCompletionRequest | CompletionRequest,
+        tags: CallTags,
+    ) -> OpenCall:
+        """Validate, admit and route a call; raises ``APIError`` and then changes nothing."""
+        if not self.pool.has_model(request.model):
+            raise APIError(
+                404,
+                f"model {request.model!r} does not exist",
+                code="model_not_found",
+                param="model",
+            )
+        max_tokens = self._max_tokens(request)
+        text = request.prompt_text()
+        prompt_tokens = estimate_tokens(text)
+        if prompt_tokens > self.limits.max_prompt_tokens:
+            raise bad_request(
+                f"the prompt is about {prompt_tokens} tokens; the limit is "
+                f"{self.limits.max_prompt_tokens}",
+                code="context_length_exceeded",
+                param="messages" if kind is RequestKind.CHAT else "prompt",
+            )
+        if self.pool.num_inflight >= self.limits.max_inflight_calls:
+            raise APIError(
+                429, "too many calls in flight", type="rate_limit_error", code="too_many_calls"
+            )
+        hashes = block_hashes(text) if self.pool.balancer.uses_block_hashes else ()
+        chosen: list[Any] = []
+
+        def choose(program_key: str) -> str:
+            slot = self.pool.choose(request.model, program_key, prompt_tokens, hashes)
+            chosen.append(slot)
+            return slot.engine_id
+
+        session, record, tag = self.programs.open_call(
+            owner, tags, prompt_tokens=prompt_tokens, max_tokens=max_tokens, choose_engine=choose
+        )
+        prefix = "chatcmpl" if kind is RequestKind.CHAT else "cmpl"
+        response_id = f"{prefix}-{uuid.uuid4().hex}"
+        body = request.model_dump(exclude_none=True)
+        body["max_tokens"] = max_tokens
+        body.pop("max_completion_tokens", None)
+        engine_request = EngineRequest(
+            request_id=response_id, kind=kind, body=body, tag=tag, prompt_tokens=prompt_tokens
+        )
+        stream = self.pool.open(chosen[0], engine_request)
+        return OpenCall(
+            kind=kind,
+            response_id=response_id,
+            model=request.model,
+            created=int(time.time()),
+            record=record,
+            session_program_id=session.program_id,
+            call_id=outer_id(session, record.call_id),
+            stream=stream,
+            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        )
+
+    def _max_tokens(self, request: ChatCompletionRequest | CompletionRequest) -> int:
+        requested = request.requested_max_tokens()
+        if requested is None:
+            return min(self.limits.default_max_tokens, self.limits.max_tokens)
+        if requested > self.limits.max_tokens:
+            raise bad_request(
+                f"max_tokens is {requested}; the limit is {self.limits.max_tokens}",
+                param="max_tokens",
+            )
+        return requested
+
+    # Relaying ------------------------------------------------------------------
+
+    async def collect(self, call: OpenCall) -> Completed:
+        """Run the call to its end and return the whole output."""
+        pieces: list[str] = []
+        finish_reason: str | None = None
+        usage: EngineUsage | None = None
+        extra: dict[str, Any] = {}
+        async for chunk in call.stream:
+            self._on_chunk(call)
+            pieces.append(chunk.text)
+            extra.update(chunk.extra)
+            if chunk.finish_reason is not None:
+                finish_reason = chunk.finish_reason
+            if chunk.usage is not None:
+                usage = chunk.usage
+        return Completed("".join(pieces), finish_reason, usage, extra)
+
+    def body(self, call: OpenCall, done: Completed) -> dict[str, Any]:
+        return completion_body(
+            call.kind,
+            response_id=call.response_id,
+            created=call.created,
+            model=call.model,
+            text=done.text,
+            finish_reason=done.finish_reason,
+            usage=done.usage,
+            extra=done.extra,
+        )
+
+    async def events(self, call: OpenCall) -> AsyncIterator[bytes]:
+        """The call as server-sent events; closes the call however the stream ends."""
+        usage: EngineUsage | None = None
+        status = "aborted"
+        first = True
+        try:
+            async for chunk in call.stream:
+                self._on_chunk(call)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.text or chunk.finish_reason is not None or chunk.extra or first:
+                    yield chunk_event(
+                        call.kind,
+                        response_id=call.response_id,
+                        created=call.created,
+                        model=call.model,
+                        text=chunk.text,
+                        finish_reason=chunk.finish_reason,
+                        first=first,
+                        extra=chunk.extra,
+                    )
+                    first = False
+            if call.include_usage and usage is not None:
+                yield usage_event(
+                    call.kind,
+                    response_id=call.response_id,
+                    created=call.created,
+                    model=call.model,
+                    usage=usage,
+                )
+            status = "finished"
+            yield DONE_EVENT
+        except APIError as exc:
+            status = "error"
+            yield sse(exc.body())
+            yield DONE_EVENT
+        finally:
+            self.close_soon(call, usage, status)
+
+    # Closing -------------------------------------------------------------------
+
+    def close(self, call: OpenCall, usage: EngineUsage | None, status: str) -> None:
+        """Close the call in the table and the metrics (``finished``, ``aborted``, ``error``)."""
+        if call.closed:
+            return
+        call.closed = True
+        call.stream.slot.inflight.pop(call.response_id, None)
+        self.programs.close_call(call.record, usage, status=status)
+        engine = call.engine_id
+        self.metrics.calls.labels(engine, status).inc()
+        if status == "finished":
+            self.metrics.call_latency.labels(engine).observe(time.perf_counter() - call.arrival)
+        if usage is not None:
+            self.metrics.record_usage(engine, usage)
+        log.debug(
+            "call closed",
+            extra={"call_id": call.call_id, "engine_id": engine, "status": status},
+        )
+
+    def close_soon(self, call: OpenCall, usage: EngineUsage | None, status: str) -> None:
+        """Close now and release the engine request in the background (safe while cancelled)."""
+        self.close(call, usage, status)
+        task = asyncio.get_running_loop().create_task(
+            call.stream.aclose(abort=status != "finished")
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _on_chunk(self, call: OpenCall) -> None:
+        if call.first_token is None:
+            call.first_token = time.perf_counter()
+            self.metrics.call_ttft.labels(call.engine_id).observe(call.first_token - call.arrival)
+            self.programs.call_started(call.record)

@@ -1,0 +1,100 @@
+"""Pure ASGI middleware: request body size limit and per-route request counts."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from autellix_backend.server.errors import APIError
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter
+
+
+class BodyLimitMiddleware:
+    """Answer 413 for a body over ``max_bytes``, from Content-Length or as it streams in."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.max_bytes:
+                    await _reject(send, declared, self.max_bytes)
+                    return
+        received = 0
+        limit = self.max_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"request body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _reject(send: Send, declared: int, limit: int) -> None:
+    if declared < 0:
+        error = APIError(400, "invalid Content-Length header", code="invalid_header")
+    else:
+        error = APIError(413, f"request body exceeds {limit} bytes", code="too_large")
+    body = _json(error.body())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _json(data: object) -> bytes:
+    return json.dumps(data).encode()
+
+
+class RequestCountMiddleware:
+    """Count answered requests by route template and status."""
+
+    def __init__(self, app: ASGIApp, *, counter: Counter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.counter.labels(path, str(status)).inc()

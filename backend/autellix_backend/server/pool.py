@@ -1,0 +1,240 @@
+"""Engines behind the gateway: routing through the load balancer, health, in-flight calls.
+
+Each call's output is pumped from its engine by a task the pool owns, so that when an engine
+fails the pool can stop every call on it at once and each answers a clear 503, while calls
+on the other engines go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from autellix_backend.engines.base import EngineAdapter, EngineChunk, EngineError, EngineRequest
+from autellix_backend.routing import EngineView, RouteRequest, make_balancer
+from autellix_backend.server.errors import APIError, engine_unavailable
+
+log = logging.getLogger("autellix.server.pool")
+
+ABORT_TIMEOUT_S = 5.0
+
+
+@dataclass(slots=True, eq=False)
+class EngineSlot:
+    """One engine and the gateway's state about it."""
+
+    adapter: EngineAdapter
+    healthy: bool = False
+    last_error: str | None = None
+    inflight: dict[str, CallStream] = field(default_factory=dict)
+
+    @property
+    def engine_id(self) -> str:
+        return self.adapter.engine_id
+
+
+class CallStream:
+    """The output chunks of one call; iterate it, then ``aclose`` it."""
+
+    def __init__(self, pool: EnginePool, slot: EngineSlot, request: EngineRequest) -> None:
+        self.slot = slot
+        self.request = request
+        self._pool = pool
+        self._queue: asyncio.Queue[EngineChunk | BaseException | None] = asyncio.Queue()
+        self._failed = False
+        slot.inflight[request.request_id] = self
+        self._task = asyncio.create_task(self._pump(), name=f"pump-{request.request_id}")
+
+    async def __aiter__(self) -> AsyncIterator[EngineChunk]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def fail(self, error: APIError) -> None:
+        """Stop the call with ``error`` (its engine left rotation)."""
+        if not self._failed and not self._task.done():
+            self._failed = True
+            self._queue.put_nowait(error)
+            self._task.cancel()
+
+    async def aclose(self, *, abort: bool) -> None:
+        """Release the call; with ``abort`` the engine is told to drop it and free its cache."""
+        self.slot.inflight.pop(self.request.request_id, None)
+        if self._task.done():
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if abort:
+            await self._pool.abort(self.slot, self.request.request_id)
+
+    async def _pump(self) -> None:
+        try:
+            async for chunk in self.slot.adapter.generate(self.request):
+                self._queue.put_nowait(chunk)
+        except asyncio.CancelledError:
+            return
+        except EngineError as exc:
+            error = engine_unavailable(f"engine {self.slot.engine_id} failed: {exc}")
+            self._queue.put_nowait(error)
+            self._pool.mark_failed(self.slot, str(exc), skip=self)
+            return
+        except ValueError as exc:
+            self._queue.put_nowait(APIError(400, f"engine rejected the request: {exc}"))
+            return
+        except Exception as exc:
+            log.exception("engine %s raised while generating", self.slot.engine_id)
+            self._queue.put_nowait(
+                APIError(502, f"engine error: {exc}", type="server_error", code="bad_gateway")
+            )
+            return
+        self._queue.put_nowait(None)
+
+
+HealthHook = Callable[[EngineSlot], None]
+
+
+class EnginePool:
+    """Engines by id, a balancer over them, and a health loop."""
+
+    def __init__(
+        self,
+        adapters: Sequence[EngineAdapter],
+        *,
+        balancer: str,
+        health_interval_s: float = 5.0,
+        health_timeout_s: float = 5.0,
+        on_health_change: HealthHook | None = None,
+    ) -> None:
+        self.slots = {a.engine_id: EngineSlot(a) for a in adapters}
+        if len(self.slots) != len(adapters):
+            raise ValueError("engine ids must be unique")
+        self.balancer = make_balancer(balancer)
+        self.health_interval_s = health_interval_s
+        self.health_timeout_s = health_timeout_s
+        self._on_health_change = on_health_change
+        self._by_model: dict[str, list[EngineSlot]] = {}
+        for slot in self.slots.values():
+            self._by_model.setdefault(slot.adapter.model, []).append(slot)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._by_model)
+
+    @property
+    def num_inflight(self) -> int:
+        return sum(len(s.inflight) for s in self.slots.values())
+
+    def has_model(self, model: str) -> bool:
+        return model in self._by_model
+
+    # Routing -------------------------------------------------------------------
+
+    def choose(
+        self, model: str, program_id: str, prompt_tokens: int, block_hashes: Sequence[int]
+    ) -> EngineSlot:
+        """The engine for a call, by the balancer, among healthy engines serving ``model``."""
+        slots = self._by_model[model]
+        if not any(s.healthy for s in slots):
+            raise engine_unavailable(f"no healthy engine serves model {model!r}")
+        views = [EngineView(s.engine_id, len(s.inflight), s.healthy) for s in slots]
+        route = RouteRequest(program_id, prompt_tokens, tuple(block_hashes))
+        engine_id = self.balancer.choose(route, views)
+        slot = self.slots[engine_id]
+        if not slot.healthy:
+            raise engine_unavailable(f"engine {engine_id} is out of rotation")
+        return slot
+
+    def open(self, slot: EngineSlot, request: EngineRequest) -> CallStream:
+        return CallStream(self, slot, request)
+
+    async def abort(self, slot: EngineSlot, request_id: str) -> None:
+        try:
+            await asyncio.wait_for(slot.adapter.abort(request_id), ABORT_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("abort of %s on %s failed: %s", request_id, slot.engine_id, exc)
+
+    # Health --------------------------------------------------------------------
+
+    def mark_failed(self, slot: EngineSlot, reason: str, *, skip: CallStream | None = None) -> None:
+        """Take ``slot`` out of rotation and fail its calls in flight with 503."""
+        slot.last_error = reason
+        if slot.healthy:
+            slot.healthy = False
+            log.error("engine %s left rotation: %s", slot.engine_id, reason)
+            self._notify(slot)
+        error = engine_unavailable(f"engine {slot.engine_id} failed: {reason}")
+        for stream in list(slot.inflight.values()):
+            if stream is not skip:
+                stream.fail(error)
+
+    def _mark_healthy(self, slot: EngineSlot) -> None:
+        if not slot.healthy:
+            slot.healthy = True
+            slot.last_error = None
+            log.info("engine %s is in rotation", slot.engine_id)
+            self._notify(slot)
+
+    async def check(self, slot: EngineSlot) -> bool:
+        """Probe one engine and update its rotation state."""
+        try:
+            ok = await asyncio.wait_for(slot.adapter.health(), self.health_timeout_s)
+            reason = "health check failed"
+        except Exception as exc:
+            ok, reason = False, f"health check raised {type(exc).__name__}: {exc}"
+        if ok:
+            self._mark_healthy(slot)
+        else:
+            self.mark_failed(slot, reason)
+        return ok
+
+    async def check_all(self) -> None:
+        await asyncio.gather(*(self.check(s) for s in self.slots.values()))
+
+    async def health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval_s)
+            await self.check_all()
+
+    # Life cycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every engine; one that fails to start stays out of rotation."""
+        results = await asyncio.gather(
+            *(s.adapter.start() for s in self.slots.values()), return_exceptions=True
+        )
+        for slot, result in zip(self.slots.values(), results, strict=True):
+            if isinstance(result, BaseException):
+                self.mark_failed(slot, f"failed to start: {result}")
+            else:
+                await self.check(slot)
+        if not any(s.healthy for s in self.slots.values()):
+            errors = "; ".join(f"{s.engine_id}: {s.last_error}" for s in self.slots.values())
+            raise RuntimeError(f"no engine started: {errors}")
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for calls in flight to finish."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.num_inflight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def aclose(self) -> None:
+        for slot in self.slots.values():
+            for stream in list(slot.inflight.values()):
+                stream.fail(engine_unavailable("the service is shutting down"))
+        for slot in self.slots.values():
+            try:
+                await slot.adapter.aclose()
+            except Exception as exc:
+                log.warning("closing engine %s failed: %s", slot.engine_id, exc)
+
+    def _notify(self, slot: EngineSlot) -> None:
+        if self._on_health_change is not None:
+            self._on_health_change(slot)

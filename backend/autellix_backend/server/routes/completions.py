@@ -1,0 +1,122 @@
+"""OpenAI-compatible ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/models``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from autellix_backend.engines.base import RequestKind
+from autellix_backend.server.schemas import (
+    ERROR_RESPONSES,
+    ChatCompletionRequest,
+    CompletionRequest,
+    ModelCard,
+    ModelList,
+)
+from autellix_backend.server.state import Principal, ServiceState, State
+from autellix_backend.server.tagging import CallTags, tags_from_headers
+from autellix_graph.protocol import (
+    HEADER_CALL_ID,
+    HEADER_PARENT_IDS,
+    HEADER_PROGRAM_ID,
+    HEADER_THREAD_ID,
+)
+
+router = APIRouter(prefix="/v1", tags=["OpenAI"])
+CLIENT_CLOSED = 499
+"""Status logged for a call whose client left before the answer (nginx's convention)."""
+
+
+def call_tags(
+    request: Request,
+    state: State,
+    program_id: Annotated[
+        str | None, Header(alias=HEADER_PROGRAM_ID, description="Program (session) id.")
+    ] = None,
+    thread_id: Annotated[
+        str | None, Header(alias=HEADER_THREAD_ID, description="Thread within the program.")
+    ] = None,
+    call_id: Annotated[
+        str | None, Header(alias=HEADER_CALL_ID, description="This call's id.")
+    ] = None,
+    parent_ids: Annotated[
+        str | None,
+        Header(
+            alias=HEADER_PARENT_IDS, description="Comma-separated ids of the calls it depends on."
+        ),
+    ] = None,
+) -> CallTags:
+    """Program identity of the call; a call without a program id is a program of its own."""
+    return tags_from_headers(request.headers, max_id_length=state.config.limits.max_id_length)
+
+
+Tags = Annotated[CallTags, Depends(call_tags)]
+
+
+@router.post("/chat/completions", responses=ERROR_RESPONSES, summary="Chat completion")
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, state: State, owner: Principal, tags: Tags
+) -> Response:
+    return await _serve(state, request, owner, RequestKind.CHAT, body, tags)
+
+
+@router.post("/completions", responses=ERROR_RESPONSES, summary="Text completion")
+async def completions(
+    body: CompletionRequest, request: Request, state: State, owner: Principal, tags: Tags
+) -> Response:
+    return await _serve(state, request, owner, RequestKind.COMPLETION, body, tags)
+
+
+@router.get("/models", responses=ERROR_RESPONSES, summary="Models served")
+async def models(state: State, owner: Principal) -> ModelList:
+    created = int(time.time())
+    return ModelList(data=[ModelCard(id=m, created=created) for m in state.pool.models])
+
+
+async def _serve(
+    state: ServiceState,
+    request: Request,
+    owner: str | None,
+    kind: RequestKind,
+    body: ChatCompletionRequest | CompletionRequest,
+    tags: CallTags,
+) -> Response:
+    gateway = state.gateway
+    call = gateway.open(owner, kind, body, tags)
+    if body.stream:
+        return StreamingResponse(
+            gateway.events(call), media_type="text/event-stream", headers=call.headers()
+        )
+    collecting = asyncio.create_task(gateway.collect(call))
+    watching = asyncio.create_task(_client_gone(request))
+    try:
+        await asyncio.wait({collecting, watching}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        collecting.cancel()
+        gateway.close_soon(call, None, "aborted")
+        raise
+    finally:
+        watching.cancel()
+    if not collecting.done():
+        collecting.cancel()
+        gateway.close_soon(call, None, "aborted")
+        return Response(status_code=CLIENT_CLOSED)
+    try:
+        done = collecting.result()
+    except Exception:
+        gateway.close_soon(call, None, "error")
+        raise
+    gateway.close_soon(call, done.usage, "finished")
+    return JSONResponse(gateway.body(call, done), headers=call.headers())
+
+
+async def _client_gone(request: Request) -> None:
+    """Return when the client disconnects (the body has been read by then)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,0 +1,36 @@
+"""Operations: ``/healthz`` for probes and ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from autellix_backend.server.schemas import Health
+from autellix_backend.server.state import State
+
+router = APIRouter(tags=["Operations"])
+
+
+@router.get("/healthz", summary="Service health", responses={503: {"model": Health}})
+async def healthz(state: State) -> JSONResponse:
+    """``ok`` with every engine in rotation, ``degraded`` with some, ``down`` (503) with none."""
+    engines = {s.engine_id: s.healthy for s in state.pool.slots.values()}
+    num_healthy = sum(engines.values())
+    status: Literal["ok", "degraded", "down"] = (
+        "ok" if num_healthy == len(engines) else "degraded" if num_healthy else "down"
+    )
+    health = Health(
+        status=status,
+        engines=engines,
+        num_programs=len(state.programs),
+        num_inflight_calls=state.pool.num_inflight,
+    )
+    return JSONResponse(health.model_dump(), status_code=503 if status == "down" else 200)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(state: State) -> Response:
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

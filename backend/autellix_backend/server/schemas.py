@@ -1,0 +1,209 @@
+"""Request and response bodies of the API, as pydantic models (they make the OpenAPI schema).
+
+OpenAI request models allow extra fields, which pass through to the engine untouched, so
+clients built for the OpenAI API keep working; the fields the gateway relies on are checked.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class ContentPart(BaseModel):
+    """One part of a multi-part message; only ``text`` parts count towards the prompt."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class _GenerationParams(BaseModel):
+    """Fields common to chat and text completions."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: Annotated[str, Field(min_length=1, max_length=512)]
+    max_tokens: Annotated[int | None, Field(ge=1)] = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: Annotated[int, Field(ge=1, le=1, description="Only one choice per request.")] = 1
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    top_p: Annotated[float | None, Field(gt=0, le=1)] = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    seed: int | None = None
+    user: Annotated[str | None, Field(max_length=512)] = None
+
+    def requested_max_tokens(self) -> int | None:
+        return self.max_tokens
+
+
+class ChatCompletionRequest(_GenerationParams):
+    """``POST /v1/chat/completions``."""
+
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
+
+    def requested_max_tokens(self) -> int | None:
+        if self.max_completion_tokens is not None:
+            return self.max_completion_tokens
+        return self.max_tokens
+
+    def prompt_text(self) -> str:
+        """The messages' text, as the gateway counts and hashes it."""
+        parts: list[str] = []
+        for message in self.messages:
+            parts.append(message.role)
+            if isinstance(message.content, str):
+                parts.append(message.content)
+            elif message.content is not None:
+                parts.extend(p.text for p in message.content if p.text is not None)
+        return "\n".join(parts)
+
+
+class CompletionRequest(_GenerationParams):
+    """``POST /v1/completions`` (one prompt per request)."""
+
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
+
+    def prompt_text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "autellix"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ProgramCreate(BaseModel):
+    """``POST /v1/programs``: start a program session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program_id: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=256,
+            pattern=r"^[\x21-\x2b\x2d-\x7e]+$",
+            description="Id to use; generated when absent.",
+        ),
+    ] = None
+    metadata: Annotated[dict[str, str], Field(max_length=32)] = Field(default_factory=dict)
+
+
+class ThreadView(BaseModel):
+    thread_id: str
+    parent_thread_id: str | None = None
+    num_calls: int
+    num_active_calls: int
+    service: float
+    wait: float
+
+
+class CallView(BaseModel):
+    call_id: str
+    thread_id: str
+    parent_ids: list[str]
+    status: str
+    engine_id: str | None
+    priority: float
+    service: float
+    wait: float
+    prompt_tokens: int
+    output_tokens: int
+
+
+class NodeView(BaseModel):
+    node_id: str
+    kind: str
+    name: str
+    thread_id: str
+    status: str
+
+
+class EdgeView(BaseModel):
+    source: str
+    target: str
+
+
+class DagView(BaseModel):
+    nodes: list[NodeView]
+    edges: list[EdgeView]
+    num_dropped_nodes: int
+
+
+class ProgramSummary(BaseModel):
+    program_id: str
+    owner: str | None
+    service: float
+    total_service: float
+    total_wait: float
+    num_calls: int
+    num_active_calls: int
+    num_threads: int
+    engine_ids: list[str]
+    created: float
+    """Unix time the program started."""
+    idle_s: float
+    finished: bool
+    metadata: dict[str, str]
+
+
+class ProgramDetail(ProgramSummary):
+    threads: list[ThreadView]
+    calls: list[CallView]
+    dag: DagView
+
+
+class ProgramList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ProgramSummary]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    engines: dict[str, bool]
+    num_programs: int
+    num_inflight_calls: int
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 429, 503)
+}
