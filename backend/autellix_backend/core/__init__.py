@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from autellix_backend.core.budget import BatchBudget, SlotBudget
-from autellix_backend.core.config import Policy, SchedulerConfig, ServiceUnit
+from autellix_backend.core.config import Policy, QueueOrder, SchedulerConfig, ServiceUnit
 from autellix_backend.core.errors import (
     AutellixError,
     DuplicateError,
@@ -52,6 +52,7 @@ __all__ = [
     "ProcessTable",
     "ProgramRecord",
     "ProgramTracker",
+    "QueueOrder",
     "Scheduler",
     "SchedulerConfig",
     "SchedulerDecision",

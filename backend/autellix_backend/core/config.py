@@ -38,6 +38,16 @@ class Policy(StrEnum):
         raise UnknownPolicyError(f"unknown policy {name!r}; known policies: {known}")
 
 
+class QueueOrder(StrEnum):
+    """Order of calls inside one priority queue."""
+
+    FIFO = "fifo"
+    """First come, first served by queue entry (the paper's rule)."""
+    LEAST_ATTAINED = "least_attained"
+    """Least program attained service first (completed calls plus the call's own progress),
+    then queue entry: exact LAS inside each coarse queue."""
+
+
 class ServiceUnit(StrEnum):
     """What counts as a unit of attained service."""
 
@@ -79,10 +89,15 @@ class SchedulerConfig:
     """Batch building stops at the first call that does not fit (the paper's rule)."""
     queue_boundaries: tuple[float, ...] = field(default=())
     """Explicit lower bounds of Q2..QK; empty means the cumulative sums of the quanta."""
+    queue_order: QueueOrder = QueueOrder.FIFO
+    """Order inside a queue: FIFO (the paper) or least program attained service first."""
+    requeue_preempted: bool = False
+    """Send a preempted call to the tail of its queue (round robin) instead of keeping its place."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", Policy.parse(self.policy))
         object.__setattr__(self, "service_unit", ServiceUnit(self.service_unit))
+        object.__setattr__(self, "queue_order", QueueOrder(self.queue_order))
         if self.num_queues < 1:
             raise ValueError("num_queues must be at least 1")
         if not self.base_quantum > 0:

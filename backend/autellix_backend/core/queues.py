@@ -38,6 +38,12 @@ class MultiLevelQueue:
     def remove(self, call: CallRecord) -> None:
         self.levels[call.level].pop(call.call_id, None)
 
+    def requeue(self, call: CallRecord) -> None:
+        """Send ``call`` to the tail of its own queue, keeping the quantum it has used."""
+        level = self.levels[call.level]
+        level.pop(call.call_id, None)
+        level[call.call_id] = call
+
     def move(self, call: CallRecord, level: int) -> None:
         self.remove(call)
         self.push(call, level)

@@ -18,13 +18,14 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from autellix_backend.core.config import SchedulerConfig, ServiceUnit
+from autellix_backend.core.config import QueueOrder, SchedulerConfig, ServiceUnit
 from autellix_backend.core.errors import InvalidCallError, UnknownCallError
 from autellix_backend.core.outputs import CallProgress, SchedulerDecision
 from autellix_backend.core.process_table import (
     CallArrival,
     CallRecord,
     ProcessTable,
+    ProgramRecord,
 )
 from autellix_backend.core.queues import MultiLevelQueue
 from autellix_backend.core.tracker import ProgramTracker
@@ -102,7 +103,7 @@ class Scheduler:
         promoted = self._promote_starving(now)
         preempt = self.config.preemption and self.policy.preemptive
         order: Iterable[CallRecord]
-        if preempt and self.policy.discretised:
+        if preempt and self.policy.discretised and self.config.queue_order is QueueOrder.FIFO:
             order = self.queue
         elif not preempt and (self.policy.discretised or self.policy.arrival_ordered):
             running = self.running
@@ -123,6 +124,8 @@ class Scheduler:
                 self.table.mark_preempted(call, now)
                 del self.running[call.call_id]
                 preempted.append(call)
+                if self.config.requeue_preempted:
+                    self.queue.requeue(call)
                 self._arm_deadline(call)
         started: list[CallRecord] = []
         for call in scheduled:
@@ -187,9 +190,21 @@ class Scheduler:
     # Phases --------------------------------------------------------------------
 
     def _priority_order(self) -> list[CallRecord]:
-        if self.policy.discretised:
+        if not self.policy.discretised:
+            return sorted(self.queue, key=self.policy.sort_key)
+        if self.config.queue_order is QueueOrder.FIFO:
             return list(self.queue)
-        return sorted(self.queue, key=self.policy.sort_key)
+        programs = self.table.programs
+        order: list[CallRecord] = []
+        for level in self.queue.levels:
+            order.extend(
+                call
+                for _, _, call in sorted(
+                    (_attained(programs.get(c.program_id), c), i, c)
+                    for i, c in enumerate(level.values())
+                )
+            )
+        return order
 
     def _fill(self, order: Iterable[CallRecord], budget: BatchBudget) -> list[CallRecord]:
         scheduled: list[CallRecord] = []
@@ -297,6 +312,11 @@ class Scheduler:
 
 
 _RESCAN_PER_DECISION = 32
+
+
+def _attained(program: ProgramRecord | None, call: CallRecord) -> float:
+    """The program's attained service including the call's own progress."""
+    return (program.total_service if program is not None else 0.0) + call.service
 
 
 def _single_queue(config: SchedulerConfig) -> SchedulerConfig:
