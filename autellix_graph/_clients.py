@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,19 @@ def async_http_client(**kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(**kwargs)
 
 
+@functools.cache
+def served_model(openai_base_url: str, api_key: str | None = None) -> str:
+    """The first model the service lists at ``GET /v1/models`` (``"autellix"`` if it cannot
+    be asked). Called once per URL, when a client is built, never per request."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(f"{openai_base_url}/models", headers=headers, timeout=5.0)
+        response.raise_for_status()
+        return str(response.json()["data"][0]["id"])
+    except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError):
+        return _DEFAULT_MODEL
+
+
 def chat_openai(
     *,
     model: str | None = None,
@@ -67,8 +81,9 @@ def chat_openai(
     """A LangChain ``ChatOpenAI`` pointed at Autellix, its requests tagged with call ids.
 
     ``base_url`` and ``api_key`` default to ``AUTELLIX_BASE_URL`` / ``AUTELLIX_API_KEY``;
-    ``model`` to ``AUTELLIX_MODEL`` or ``"autellix"``. Other keyword arguments go to
-    ``ChatOpenAI`` (``max_tokens``, ``temperature``...). Needs ``langchain-openai``.
+    ``model`` to ``AUTELLIX_MODEL``, else the first model the service serves. Other keyword
+    arguments go to ``ChatOpenAI`` (``max_tokens``, ``temperature``...). Needs
+    ``langchain-openai``.
 
     >>> llm = chat_openai(base_url="http://127.0.0.1:8000", max_tokens=64)  # doctest: +SKIP
     """
@@ -83,7 +98,9 @@ def chat_openai(
     if openai_base is None:
         raise ValueError("chat_openai needs base_url or AUTELLIX_BASE_URL")
     return ChatOpenAI(
-        model=model or os.environ.get(protocol.ENV_MODEL) or _DEFAULT_MODEL,
+        model=model
+        or os.environ.get(protocol.ENV_MODEL)
+        or served_model(openai_base, settings.api_key),
         base_url=openai_base,
         api_key=settings.api_key or "autellix",  # type: ignore[arg-type]
         http_client=http_client(timeout=timeout),
