@@ -130,12 +130,10 @@ def test_parents_always_point_back_in_time(steps: list[tuple[int, bool]]) -> Non
     """Whatever the task layout, every parent is an earlier LLM call (the DAG is acyclic)."""
     builder = DagBuilder()
     seen: set[str] = set()
-    superstep = 0
     for index, (width, call) in enumerate(steps):
-        superstep += 1
         for lane in range(width + 1):
             thread = f"n{lane}:{index}"
-            builder.start_task(thread, f"n{lane}", superstep)
+            builder.start_task(thread, f"n{lane}", index + 1)
             if call or lane == 0:
                 node = builder.add_node(f"c{index}.{lane}", LLM, thread)
                 assert set(node.llm_parent_ids) <= seen

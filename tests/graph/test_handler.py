@@ -33,9 +33,9 @@ def _llm() -> FakeListChatModel:
     return FakeListChatModel(responses=[f"r{i}" for i in range(1000)])
 
 
-def map_reduce_graph(width: int = 3, calls_per_map: int = 1) -> Any:
+def map_reduce_graph(width: int = 3, calls_per_map: int = 1, llm: Any = None) -> Any:
     """plan -> Send(map) x width -> nested subgraph (two parallel nodes) -> reduce."""
-    llm = _llm()
+    llm = llm or _llm()
 
     def plan(state: State) -> dict[str, list[str]]:
         return {"items": [str(llm.invoke("plan").content)]}
