@@ -17,4 +17,5 @@ def _root() -> None:
 def main() -> None:
     app()
 
+import autellix_backend.models.commands  # noqa: E402  (`autellix model`, `calibrate`)
 import autellix_backend.server.cli  # noqa: E402, F401  (registers `autellix serve`)
