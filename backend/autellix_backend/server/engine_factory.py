@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from typing import Any
 
 from autellix_backend.core import Policy, SchedulerConfig
@@ -34,8 +34,7 @@ def build_engine(spec: EngineSpec, scheduler: SchedulerConfig) -> EngineAdapter:
                 engine_id=spec.engine_id, model=spec.model or "sim", scheduler=scheduler, **options
             )
         elif spec.kind == "local_vllm":
-            if importlib.util.find_spec("vllm") is None:
-                raise ConfigError(VLLM_MISSING)
+            _require_vllm()
             from autellix_backend.engines.local_vllm import LocalVLLMEngine
 
             engine = LocalVLLMEngine(
@@ -58,3 +57,13 @@ def build_engine(spec: EngineSpec, scheduler: SchedulerConfig) -> EngineAdapter:
             raise
         raise ConfigError(f"engine {spec.engine_id}: {exc}") from None
     return engine
+
+
+def _require_vllm() -> None:
+    """Import vLLM now, so that a missing or broken install is a clear error at start-up."""
+    try:
+        importlib.import_module("vllm")
+    except ImportError as exc:
+        if (exc.name or "vllm").split(".")[0] != "vllm":
+            raise ConfigError(f"vLLM is installed but cannot be imported: {exc}") from None
+        raise ConfigError(VLLM_MISSING) from None
