@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -48,14 +49,14 @@ class LiveServer:
 
         asyncio.run(serve())
 
-    def start(self) -> LiveServer:
+    def start(self, timeout: float = 10.0) -> LiveServer:
         self._thread.start()
-        for _ in range(500):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._thread.is_alive():
             if self._server.started:
                 return self
-            if not self._thread.is_alive():
-                break
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
+        self.stop()
         raise RuntimeError("the test server did not start")
 
     def stop(self) -> None:

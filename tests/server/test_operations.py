@@ -37,7 +37,7 @@ def test_metrics_cover_queues_preemptions_latency_and_cache(serve: Any) -> None:
     levels = {s.labels["level"] for s in families["autellix_calls_by_priority_level"].samples}
     assert levels == {str(i) for i in range(1, 9)}
     assert {s.labels["level"] for s in families["autellix_engine_queue_length"].samples}
-    assert "autellix_engine_preemptions" in families
+    assert "autellix_preemptions" in families
     assert live.metric("autellix_call_latency_seconds_count", engine="sim-0") == 3
     assert live.metric("autellix_program_latency_seconds_count") == 1
     # The shared system prompt is served from the simulated prefix cache after the first call.

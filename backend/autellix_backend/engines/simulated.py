@@ -149,9 +149,6 @@ class SimulatedEngine(EngineAdapter):
         """Calls in each of the scheduler's priority queues, Q1 first."""
         return tuple(self._sim.scheduler.queue.lengths())
 
-    def num_preemptions(self) -> int:
-        return self._sim.scheduler.num_preemptions
-
     # Calls ---------------------------------------------------------------------
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
@@ -270,7 +267,10 @@ class SimulatedEngine(EngineAdapter):
             cached_tokens=result.cached_tokens,
             service=result.service,
         )
-        call.queue.put_nowait(EngineChunk(text=text, finish_reason="length", usage=usage))
+        extra = {"num_preemptions": result.num_preemptions}
+        call.queue.put_nowait(
+            EngineChunk(text=text, finish_reason="length", usage=usage, extra=extra)
+        )
         self._drop(call.request.request_id, abort=False)
 
     def _text(self, call: _Call, upto: int) -> str:

@@ -7,12 +7,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from autellix_backend.core import CallRecord
-from autellix_backend.engines.base import EngineRequest, EngineUsage, RequestKind
+from autellix_backend.engines.base import EngineChunk, EngineRequest, EngineUsage, RequestKind
 from autellix_backend.server.config import ServerConfig
 from autellix_backend.server.errors import APIError, bad_request
 from autellix_backend.server.metrics import ServiceMetrics
@@ -30,6 +30,9 @@ from autellix_backend.server.schemas import ChatCompletionRequest, CompletionReq
 from autellix_backend.server.tagging import CallTags
 
 log = logging.getLogger("autellix.server.gateway")
+
+PREEMPTIONS_KEY = "num_preemptions"
+"""``EngineChunk.extra`` key of the final chunk: times the engine preempted the call."""
 
 
 @dataclass(slots=True, eq=False)
@@ -67,7 +70,6 @@ class Completed:
     text: str
     finish_reason: str | None
     usage: EngineUsage | None
-    extra: Mapping[str, Any]
 
 
 class Gateway:
@@ -167,16 +169,14 @@ class Gateway:
         pieces: list[str] = []
         finish_reason: str | None = None
         usage: EngineUsage | None = None
-        extra: dict[str, Any] = {}
         async for chunk in call.stream:
-            self._on_chunk(call)
+            self._on_chunk(call, chunk)
             pieces.append(chunk.text)
-            extra.update(chunk.extra)
             if chunk.finish_reason is not None:
                 finish_reason = chunk.finish_reason
             if chunk.usage is not None:
                 usage = chunk.usage
-        return Completed("".join(pieces), finish_reason, usage, extra)
+        return Completed("".join(pieces), finish_reason, usage)
 
     def body(self, call: OpenCall, done: Completed) -> dict[str, Any]:
         return completion_body(
@@ -187,7 +187,6 @@ class Gateway:
             text=done.text,
             finish_reason=done.finish_reason,
             usage=done.usage,
-            extra=done.extra,
         )
 
     async def events(self, call: OpenCall) -> AsyncIterator[bytes]:
@@ -197,10 +196,10 @@ class Gateway:
         first = True
         try:
             async for chunk in call.stream:
-                self._on_chunk(call)
+                self._on_chunk(call, chunk)
                 if chunk.usage is not None:
                     usage = chunk.usage
-                if chunk.text or chunk.finish_reason is not None or chunk.extra or first:
+                if chunk.text or chunk.finish_reason is not None or first:
                     yield chunk_event(
                         call.kind,
                         response_id=call.response_id,
@@ -209,7 +208,6 @@ class Gateway:
                         text=chunk.text,
                         finish_reason=chunk.finish_reason,
                         first=first,
-                        extra=chunk.extra,
                     )
                     first = False
             if call.include_usage and usage is not None:
@@ -258,7 +256,10 @@ class Gateway:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _on_chunk(self, call: OpenCall) -> None:
+    def _on_chunk(self, call: OpenCall, chunk: EngineChunk) -> None:
+        preemptions = chunk.extra.get(PREEMPTIONS_KEY)
+        if isinstance(preemptions, int) and preemptions > 0:
+            self.metrics.preemptions.labels(call.engine_id).inc(preemptions)
         if call.first_token is None:
             call.first_token = time.perf_counter()
             self.metrics.call_ttft.labels(call.engine_id).observe(call.first_token - call.arrival)

@@ -34,9 +34,6 @@ class ReportsSchedulerStats(Protocol):
     def queue_lengths(self) -> tuple[int, ...]:
         """Calls in each priority queue of the engine's scheduler, Q1 first."""
 
-    def num_preemptions(self) -> int:
-        """Preemptions since the engine started."""
-
 
 class ServiceMetrics:
     """The metrics ``/metrics`` exposes."""
@@ -89,6 +86,12 @@ class ServiceMetrics:
             "autellix_otlp_spans",
             "OTLP spans received, by result (placed, unplaced)",
             ["result"],
+            registry=r,
+        )
+        self.preemptions = Counter(
+            "autellix_preemptions",
+            "Preemptions of calls, as engines report them",
+            ["engine"],
             registry=r,
         )
         self.engine_failures = Counter(
@@ -166,9 +169,6 @@ class _StateCollector(Collector):
             "Calls in each priority queue of a program-aware engine (Q1=1)",
             labels=["engine", "level"],
         )
-        preemptions = GaugeMetricFamily(
-            "autellix_engine_preemptions", "Preemptions since the engine started", labels=["engine"]
-        )
         for slot in self._pool.slots.values():
             eid = slot.engine_id
             healthy.add_metric([eid], 1.0 if slot.healthy else 0.0)
@@ -179,5 +179,4 @@ class _StateCollector(Collector):
             if isinstance(adapter, ReportsSchedulerStats):
                 for level, n in enumerate(adapter.queue_lengths(), start=1):
                     queues.add_metric([eid, str(level)], n)
-                preemptions.add_metric([eid], adapter.num_preemptions())
-        yield from (healthy, inflight, hit_rate, queues, preemptions)
+        yield from (healthy, inflight, hit_rate, queues)

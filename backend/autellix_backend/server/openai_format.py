@@ -29,12 +29,11 @@ def completion_body(
     text: str,
     finish_reason: str | None,
     usage: EngineUsage | None,
-    extra: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The whole (non-streamed) response."""
     choice: dict[str, Any]
     if kind is RequestKind.CHAT:
-        message = {"role": "assistant", "content": text, **extra}
+        message = {"role": "assistant", "content": text}
         choice = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
         obj = "chat.completion"
     else:
@@ -59,7 +58,6 @@ def chunk_event(
     text: str | None,
     finish_reason: str | None,
     first: bool,
-    extra: Mapping[str, Any],
 ) -> bytes:
     """One ``data:`` event carrying a piece of output."""
     choice: dict[str, Any]
@@ -67,7 +65,6 @@ def chunk_event(
         delta: dict[str, Any] = {"role": "assistant"} if first else {}
         if text:
             delta["content"] = text
-        delta.update(extra)
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
         obj = "chat.completion.chunk"
     else:

@@ -1,0 +1,64 @@
+"""The gateway in front of a real vLLM engine (CPU build, the tiny generated model)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from autellix_backend.server import EngineSpec, ServerConfig
+from autellix_graph.protocol import HEADER_CALL_ID, HEADER_PROGRAM_ID
+from tests.server.conftest import LiveServer
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def vllm_server() -> Iterator[LiveServer]:
+    pytest.importorskip("vllm")
+    config = ServerConfig(engines=(EngineSpec(kind="local_vllm", engine_id="vllm-0"),))
+    live = LiveServer(config.validate()).start(timeout=600)
+    yield live
+    live.stop()
+
+
+def test_program_calls_through_the_gateway_get_engine_service(vllm_server: LiveServer) -> None:
+    sdk = openai.OpenAI(base_url=f"{vllm_server.url}/v1", api_key="unused")
+    for call in ("c1", "c2"):
+        reply = sdk.chat.completions.create(
+            model="tiny",
+            messages=[{"role": "user", "content": f"step {call}"}],
+            max_tokens=4,
+            extra_headers={HEADER_PROGRAM_ID: "real", HEADER_CALL_ID: call},
+        )
+        assert reply.usage is not None and reply.usage.completion_tokens == 4
+    row = httpx.get(f"{vllm_server.url}/v1/programs/real").json()
+    calls = {c["call_id"]: c for c in row["calls"]}
+    assert calls["c1"]["service"] > 0 and calls["c1"]["engine_id"] == "vllm-0"
+    # PLAS through the real engine: the second call starts from the first call's service.
+    assert calls["c2"]["priority"] == pytest.approx(calls["c1"]["service"])
+    assert row["service"] == pytest.approx(calls["c1"]["service"] + calls["c2"]["service"])
+
+
+def test_streaming_from_the_real_engine(vllm_server: LiveServer) -> None:
+    sdk = openai.OpenAI(base_url=f"{vllm_server.url}/v1", api_key="unused")
+    chunks = list(
+        sdk.completions.create(model="tiny", prompt="The quick brown", max_tokens=5, stream=True)
+    )
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert "".join(c.choices[0].text for c in chunks)
+
+
+def test_disconnect_aborts_the_vllm_request(vllm_server: LiveServer) -> None:
+    engine = vllm_server.engines[0]
+    body = {"model": "tiny", "prompt": "Count:", "max_tokens": 3000, "stream": True}
+    with httpx.stream("POST", f"{vllm_server.url}/v1/completions", json=body, timeout=60) as r:
+        next(r.iter_lines())
+        assert vllm_server.run(lambda: engine.load().num_calls) == 1
+    deadline = time.monotonic() + 20
+    while vllm_server.run(lambda: engine.load().num_calls) != 0:
+        assert time.monotonic() < deadline, "the engine kept generating for a gone client"
+        time.sleep(0.1)
