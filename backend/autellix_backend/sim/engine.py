@@ -264,6 +264,7 @@ class SimEngine:
             fused_steps, fused_time = self._fuse_decodes(work, progress, now + duration, until)
             num_steps += fused_steps
             duration += fused_time
+            finished = [seq for seq, _ in work if seq.is_done]
         self._batch = [seq for seq, _ in work if seq not in finished]
         self._stats.busy_time += duration
         self._stats.num_steps += num_steps
@@ -376,6 +377,7 @@ class SimEngine:
             self._stats.num_swap_outs += 1
             return self._swap_cost(num_blocks)
         seq.state = SeqState.UNCOMPUTED
+        seq.num_dropped_tokens += seq.num_computed
         seq.num_computed = 0
         seq.num_registered = 0
         return 0.0
@@ -407,8 +409,10 @@ class SimEngine:
             seq.cached_tokens = min(seq.num_computed, seq.reported_prompt_tokens)
             if self.config.enable_prefix_caching:
                 self.kv.record_query(seq.reported_prompt_tokens, seq.cached_tokens)
-        else:
-            self._stats.num_recomputed_tokens += seq.stream_len - seq.num_computed
+        elif seq.num_dropped_tokens:
+            recomputed = max(0, min(seq.num_dropped_tokens, seq.stream_len) - seq.num_computed)
+            self._stats.num_recomputed_tokens += recomputed
+            seq.num_dropped_tokens = 0
 
     def _compute(
         self, work: list[tuple[SimSequence, int]]

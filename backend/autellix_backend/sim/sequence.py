@@ -51,6 +51,8 @@ class SimSequence:
     num_registered: int = 0
     """Full blocks already published to the prefix cache."""
     num_swapped_blocks: int = 0
+    num_dropped_tokens: int = 0
+    """Computed tokens lost to a recompute preemption, not yet recomputed."""
     cached_tokens: int = 0
     """Prefix-cache hit at first admission."""
     admitted: bool = False

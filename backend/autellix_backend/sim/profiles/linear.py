@@ -39,7 +39,7 @@ class LinearCostModel(CostModel):
     """Every cost term a linear function of its size."""
 
     name: str
-    kv_capacity_tokens: int = 1 << 30
+    kv_capacity_tokens: int = 1 << 20
     step_base_s: float = 0.0
     per_token_s: float = 0.0
     per_prefill_pair_s: float = 0.0
