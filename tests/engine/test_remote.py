@@ -1,0 +1,132 @@
+"""A real ``vllm.entrypoints.openai.api_server`` running the plugin, reached over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from autellix_backend.engines.base import EngineRequest, ProgramTag, RequestKind
+from autellix_backend.engines.remote_vllm import RemoteVLLMEngine
+from autellix_backend.models import ensure_tiny_model
+
+pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, str]]:
+    port, report_port = _free_port(), _free_port()
+    env = {**os.environ, "AUTELLIX_POLICY": "plas", "AUTELLIX_REPORT_PORT": str(report_port)}
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(ensure_tiny_model()), "--served-model-name", "tiny",
+        "--load-format", "dummy", "--enforce-eager", "--block-size", "32",
+        "--max-model-len", "1024", "--max-num-seqs", "2", "--kv-cache-memory-bytes", "4194304",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--scheduler-cls", "autellix_integrations.vllm.AutellixScheduler",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode()[-3000:] if process.stderr else "")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            raise TimeoutError("vLLM server did not start in 240 s")
+        yield base, f"http://127.0.0.1:{report_port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def remote(server: tuple[str, str]) -> AsyncIterator[RemoteVLLMEngine]:
+    base, reports = server
+    engine = RemoteVLLMEngine(engine_id="remote", base_url=base, report_url=reports)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+
+
+async def test_remote_server_streams_chat_and_reports_service(remote: RemoteVLLMEngine) -> None:
+    assert remote.model == "tiny"
+    assert await remote.health()
+    tag = ProgramTag(program_id="remote-prog", thread_id="t", call_id="remote-c1")
+    request = EngineRequest(
+        request_id="remote-c1",
+        kind=RequestKind.CHAT,
+        body={
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 10,
+            "ignore_eos": True,
+        },
+        tag=tag,
+    )
+    chunks = [chunk async for chunk in remote.generate(request)]
+    assert len(chunks) > 2
+    last = chunks[-1]
+    assert last.finish_reason == "length"
+    assert last.usage is not None and last.usage.completion_tokens == 10
+    assert last.usage.service > 0
+
+
+async def test_non_streamed_response_carries_the_report_in_band(
+    server: tuple[str, str],
+) -> None:
+    base, _ = server
+    tag = ProgramTag(program_id="inband", call_id="inband-c1")
+    body = {
+        "model": "tiny",
+        "prompt": "hello",
+        "max_tokens": 5,
+        "ignore_eos": True,
+        "vllm_xargs": tag.as_xargs(),
+    }
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        response = await client.post("/v1/completions", json=body)
+    assert response.status_code == 200
+    report = response.json()["kv_transfer_params"]["autellix"]
+    assert report["call_id"] == "inband-c1"
+    assert report["program_id"] == "inband"
+    assert report["num_output_tokens"] == 5
+    assert report["service"] > 0
+
+
+async def test_bad_metadata_is_served_as_its_own_program(server: tuple[str, str]) -> None:
+    base, _ = server
+    body = {
+        "model": "tiny",
+        "prompt": "hello",
+        "max_tokens": 3,
+        "vllm_xargs": {"autellix_program_id": "bad", "autellix_service": "-5"},
+    }
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        response = await client.post("/v1/completions", json=body)
+    assert response.status_code == 200
+    report = response.json()["kv_transfer_params"]["autellix"]
+    assert report["program_id"].startswith("request:")
