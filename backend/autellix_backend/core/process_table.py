@@ -180,6 +180,8 @@ class ProcessTable:
         self.programs: dict[str, ProgramRecord] = {}
         self.calls: dict[str, CallRecord] = {}
         self.max_finished_calls_per_program = max_finished_calls_per_program
+        self.num_completions = 0
+        """Calls completed or aborted so far (schedulers sharing the table watch it)."""
         self._seq = 0
 
     def __len__(self) -> int:
@@ -286,6 +288,7 @@ class ProcessTable:
             call.waiting_since = None
         call.status = CallStatus.ABORTED if aborted else CallStatus.FINISHED
         call.finish_time = now
+        self.num_completions += 1
         program = self.programs.get(call.program_id)
         if program is None:
             return

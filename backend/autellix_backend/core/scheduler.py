@@ -67,6 +67,12 @@ class Scheduler:
         self._deadline_heap: list[tuple[float, int, str]] = []
         self._owns_table = table is None
         self._rescan: list[CallRecord] = []
+        self._completions_seen = 0
+        self._quanta = (
+            [self.config.quantum(i) for i in range(self.config.num_queues)]
+            if discretised
+            else [math.inf]
+        )
 
     # Arrivals and completions --------------------------------------------------
 
@@ -83,6 +89,7 @@ class Scheduler:
         call = self._own(call_id)
         self._detach(call)
         self.tracker.complete(call, now)
+        self._completions_seen += 1
         self._rearm_program(call.program_id)
         return call
 
@@ -91,6 +98,7 @@ class Scheduler:
         call = self._own(call_id)
         self._detach(call)
         self.tracker.complete(call, now, aborted=True)
+        self._completions_seen += 1
         self._rearm_program(call.program_id)
         return call
 
@@ -147,26 +155,32 @@ class Scheduler:
         """Credit service to the calls that ran in a step and demote those past their quantum."""
         if step_time < 0:
             raise InvalidCallError(f"step_time must be >= 0, got {step_time}")
-        items = list(progress)
-        for item in items:
+        calls = self.table.calls
+        resolved: list[tuple[CallRecord, CallProgress]] = []
+        for item in progress:
             if item.num_prefill_tokens < 0 or item.num_decode_tokens < 0:
                 raise InvalidCallError("token counts in a step must be >= 0")
-            self._own(item.call_id)
-        unit = self.config.service_unit
-        for item in items:
-            call = self.table.calls[item.call_id]
-            if unit is ServiceUnit.ENGINE_TIME:
+            call = calls.get(item.call_id)
+            if call is None or call.engine_id != self.engine_id or call.status.is_done:
+                raise UnknownCallError(item.call_id)
+            resolved.append((call, item))
+        by_time = self.config.service_unit is ServiceUnit.ENGINE_TIME
+        prefill_cost = self.config.prefill_token_cost
+        decode_cost = self.config.decode_token_cost
+        quanta = self._quanta
+        last = len(quanta) - 1
+        for call, item in resolved:
+            if by_time:
                 gained = step_time
             else:
                 gained = (
-                    self.config.prefill_token_cost * item.num_prefill_tokens
-                    + self.config.decode_token_cost * item.num_decode_tokens
+                    prefill_cost * item.num_prefill_tokens + decode_cost * item.num_decode_tokens
                 )
             call.service += gained
             call.quantum_used += gained
             call.num_prompt_tokens_computed += item.num_prefill_tokens
             call.num_output_tokens += item.num_decode_tokens
-            if self.policy.discretised:
+            if call.level < last and call.quantum_used >= quanta[call.level]:
                 self._demote_if_spent(call)
 
     # Views ---------------------------------------------------------------------
@@ -225,7 +239,7 @@ class Scheduler:
         if not self._starvation_enabled():
             return ()
         if not self._owns_table:
-            self._rearm_some(_RESCAN_PER_DECISION)
+            self._rearm_after_foreign_completions()
         promoted: list[str] = []
         heap = self._deadline_heap
         while heap and heap[0][0] <= now:
@@ -276,10 +290,13 @@ class Scheduler:
         self._deadline[call.call_id] = deadline
         heapq.heappush(self._deadline_heap, (deadline, call.seq, call.call_id))
 
-    def _rearm_some(self, count: int) -> None:
-        if not self._rescan:
+    def _rearm_after_foreign_completions(self) -> None:
+        """Re-arm a few deadlines per decision once other engines have completed calls."""
+        completions = self.table.num_completions
+        if completions != self._completions_seen and not self._rescan:
             self._rescan = [c for level in self.queue.levels[1:] for c in level.values()]
-        for _ in range(min(count, len(self._rescan))):
+        self._completions_seen = completions
+        for _ in range(min(_RESCAN_PER_DECISION, len(self._rescan))):
             call = self._rescan.pop()
             if call.call_id in self._deadline:
                 self._arm_deadline(call)
