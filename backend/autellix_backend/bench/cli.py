@@ -1,0 +1,165 @@
+"""``autellix bench``: reproduce the paper's evaluation on the simulated engine.
+
+Heavy imports (the simulator, matplotlib) happen inside the commands, so ``autellix --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(
+    help="Reproduce the paper's evaluation (Figures 12-16) on the simulated engine."
+)
+
+DEFAULT_OUT = Path("results/bench")
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool, typer.Option(help="Small sweep (3 rates, few programs): < 2 min.")
+    ] = False,
+    out: Annotated[
+        Path, typer.Option(help="Directory for CSV/JSON, PNGs and summary.md.")
+    ] = DEFAULT_OUT,
+    experiments: Annotated[
+        str, typer.Option(help="Comma-separated: latency, balancer, scaling, makespan.")
+    ] = "latency",
+    workloads: Annotated[
+        str, typer.Option(help="Comma-separated: sharegpt, bfcl, lats, mixed.")
+    ] = "sharegpt,bfcl,lats,mixed",
+    systems: Annotated[
+        str, typer.Option(help="Comma-separated systems of the latency sweep.")
+    ] = "vllm,vllm-opt,mlfq,plas,atlas,atlas_exact,srpt",
+    programs_scale: Annotated[
+        float, typer.Option(help="Multiply every run's program count (more = less noise).")
+    ] = 1.0,
+    rates: Annotated[int, typer.Option(help="Arrival rates per curve (1-6).")] = 0,
+    profile: Annotated[str, typer.Option(help="Simulator cost profile.")] = "a100-llama3-8b",
+    max_num_seqs: Annotated[int, typer.Option(help="Batch limit of every engine.")] = 32,
+    slo_factor: Annotated[
+        float, typer.Option(help="Latency target = factor x best latency at the lowest rate.")
+    ] = 5.0,
+    workers: Annotated[int, typer.Option(help="Parallel simulation processes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of workloads, arrivals and simulator.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Run the sweep and write results, figures and a summary under OUT."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import dataclasses
+
+    from autellix_backend.bench import sweeps
+    from autellix_backend.bench.report import write_report
+    from autellix_backend.bench.runner import BenchSettings, run_all
+    from autellix_backend.bench.systems import get_system
+    from autellix_backend.sim import EngineConfig
+
+    chosen_workloads = _names(workloads)
+    for name in chosen_workloads:
+        if name not in sweeps.RATES:
+            raise typer.BadParameter(f"unknown workload {name!r}", param_hint="--workloads")
+    try:
+        chosen_systems = [get_system(s).name for s in _names(systems)]
+        size = sweeps.QUICK if quick else sweeps.FULL
+        size = dataclasses.replace(
+            size,
+            num_programs={
+                w: max(1, round(n * programs_scale)) for w, n in size.num_programs.items()
+            },
+            num_rates=rates or size.num_rates,
+        )
+        specs = sweeps.plan(size, _names(experiments), chosen_workloads, chosen_systems, seed)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    settings = BenchSettings(engine=EngineConfig(profile=profile, max_num_seqs=max_num_seqs))
+    started = time.perf_counter()
+    records = run_all(specs, settings, workers=workers, progress=progress)
+    paths = write_report(records, out, slo_factor=slo_factor)
+    typer.echo(f"{len(records)} runs in {time.perf_counter() - started:.0f} s; wrote:")
+    for path in paths:
+        typer.echo(f"  {path}")
+    typer.echo((out / "summary.md").read_text())
+
+
+@bench_app.command("report")
+def report(
+    runs: Annotated[Path, typer.Argument(help="runs.json of an earlier bench.")],
+    out: Annotated[
+        Path, typer.Option(help="Where to write the figures and summary.")
+    ] = DEFAULT_OUT,
+    slo_factor: Annotated[float, typer.Option(help="Latency target factor.")] = 5.0,
+) -> None:
+    """Redraw the figures and tables from an earlier run's ``runs.json``."""
+    from autellix_backend.bench.records import read_records
+    from autellix_backend.bench.report import write_report
+
+    if not runs.is_file():
+        raise typer.BadParameter(f"{runs} does not exist", param_hint="RUNS")
+    write_report(read_records(runs), out, slo_factor=slo_factor)
+    typer.echo((out / "summary.md").read_text())
+
+
+@bench_app.command("workloads")
+def workloads_table(
+    num_programs: Annotated[int, typer.Option(help="Programs drawn per workload.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Workload seed.")] = 0,
+) -> None:
+    """Print each workload's statistics beside the paper's table."""
+    from autellix_backend.workloads import PAPER_STATS, WORKLOADS, workload_stats
+
+    typer.echo(
+        "| workload | source | calls mean | calls max | prefill mean (whole prompt) "
+        "| new prompt tokens / call | decode mean |"
+    )
+    typer.echo("|---|---|---|---|---|---|---|")
+    for name, generate in WORKLOADS.items():
+        stats = workload_stats(generate(num_programs, seed=seed))
+        typer.echo(
+            f"| {name} | ours | {stats.calls_mean:.2f} | {stats.calls_max} "
+            f"| {stats.prefill_mean:.1f} | {stats.new_prefill_mean:.1f} | {stats.decode_mean:.2f} |"
+        )
+        paper = PAPER_STATS.get(name)
+        if paper is not None:
+            typer.echo(
+                f"| {name} | paper | {paper.calls_mean:.2f} | {paper.calls_max} "
+                f"| {paper.prefill_mean:.2f} (column not split) | | {paper.decode_mean:.2f} |"
+            )
+
+
+@bench_app.command("bfcl-data")
+def bfcl_data(
+    wheel: Annotated[
+        Path, typer.Option(help="bfcl_eval-*.whl from `pip download --no-deps bfcl-eval`.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Output JSON (default: the packaged file).")
+    ] = None,
+) -> None:
+    """Regenerate the packaged BFCL token counts from the bfcl-eval wheel."""
+    from autellix_backend.workloads import bfcl, bfcl_extract
+
+    if not wheel.is_file():
+        raise typer.BadParameter(f"{wheel} does not exist", param_hint="--wheel")
+    target = out or Path(bfcl.__file__).parent / "data" / bfcl.DATA_FILE
+    data = bfcl_extract.write(wheel, target)
+    typer.echo(f"wrote {len(data['tasks'])} tasks to {target}")
+
+
+def _register() -> None:
+    from autellix_backend.cli import app
+
+    app.add_typer(bench_app, name="bench")
+
+
+_register()

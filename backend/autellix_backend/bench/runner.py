@@ -1,0 +1,97 @@
+"""Run bench simulations, in parallel processes, with a progress bar."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from tqdm import tqdm
+
+from autellix_backend.bench.records import RunRecord, RunSpec
+from autellix_backend.bench.sweeps import MAX_NUM_SEQS
+from autellix_backend.bench.systems import get_system
+from autellix_backend.core import SchedulerConfig
+from autellix_backend.sim import EngineConfig, SimConfig, run_simulation
+from autellix_backend.workloads import WORKLOADS, ProgramSpec, arrival_times, with_arrivals
+
+DEFAULT_WORKERS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSettings:
+    """What every run of a sweep shares: the scheduler defaults and the engine."""
+
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig(max_num_seqs=MAX_NUM_SEQS))
+    """The engine; each system turns its optimisations on or off."""
+
+
+def sim_config(spec: RunSpec, settings: BenchSettings) -> SimConfig:
+    """The simulator settings of ``spec``: the system's policy and engine, the engines asked."""
+    system = get_system(spec.system)
+    return SimConfig(
+        scheduler=system.scheduler(settings.scheduler),
+        engine=system.engine(settings.engine),
+        num_engines=spec.num_engines,
+        balancer=spec.balancer,
+        seed=spec.seed,
+    )
+
+
+def programs_for(spec: RunSpec) -> list[ProgramSpec]:
+    """The programs of ``spec``: its workload with its arrivals."""
+    base = _generated(spec.workload, spec.num_programs, spec.seed)
+    times = arrival_times(spec.num_programs, spec.arrivals, rate=spec.rate or 1.0, seed=spec.seed)
+    return with_arrivals(base, times)
+
+
+@lru_cache(maxsize=8)
+def _generated(workload: str, num_programs: int, seed: int) -> list[ProgramSpec]:
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
+    return WORKLOADS[workload](num_programs, seed=seed)
+
+
+def run_one(spec: RunSpec, settings: BenchSettings) -> RunRecord:
+    """Simulate ``spec`` and summarise it."""
+    started = time.perf_counter()
+    result = run_simulation(programs_for(spec), sim_config(spec, settings))
+    return RunRecord(spec, result.summary(), time.perf_counter() - started)
+
+
+def run_all(
+    specs: Sequence[RunSpec],
+    settings: BenchSettings,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool = True,
+    desc: str = "bench",
+) -> list[RunRecord]:
+    """Run every spec (in ``workers`` processes when above 1); records in the order of ``specs``.
+
+    The biggest runs start first so the last process is not left with a long one.
+    """
+    order = sorted(range(len(specs)), key=lambda i: -_cost(specs[i]))
+    records: dict[int, RunRecord] = {}
+    bar = tqdm(total=len(specs), desc=desc, disable=not progress, unit="run")
+    if workers <= 1:
+        for i in order:
+            records[i] = run_one(specs[i], settings)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, os.cpu_count() or 1)) as pool:
+            futures = {pool.submit(run_one, specs[i], settings): i for i in order}
+            for future in as_completed(futures):
+                records[futures[future]] = future.result()
+                bar.update()
+    bar.close()
+    return [records[i] for i in range(len(specs))]
+
+
+def _cost(spec: RunSpec) -> float:
+    calls_per_program = {"lats": 160.0, "mixed": 60.0, "bfcl": 10.0, "sharegpt": 7.0}
+    return spec.num_programs * calls_per_program.get(spec.workload, 10.0)
