@@ -54,7 +54,10 @@ def bench(
     seed: Annotated[int, typer.Option(help="Seed of workloads, arrivals and simulator.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Run the sweep and write results, figures and a summary under OUT."""
+    """Run the sweep and write results, figures and a summary under OUT.
+
+    Finished runs are kept in OUT/runs.partial.jsonl; running the same command again skips them.
+    """
     if ctx.invoked_subcommand is not None:
         return
     import dataclasses
@@ -84,7 +87,9 @@ def bench(
         raise typer.BadParameter(str(error)) from error
     settings = BenchSettings(engine=EngineConfig(profile=profile, max_num_seqs=max_num_seqs))
     started = time.perf_counter()
-    records = run_all(specs, settings, workers=workers, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "runs.partial.jsonl"
+    records = run_all(specs, settings, workers=workers, progress=progress, checkpoint=checkpoint)
     paths = write_report(records, out, slo_factor=slo_factor)
     typer.echo(f"{len(records)} runs in {time.perf_counter() - started:.0f} s; wrote:")
     for path in paths:
@@ -94,19 +99,21 @@ def bench(
 
 @bench_app.command("report")
 def report(
-    runs: Annotated[Path, typer.Argument(help="runs.json of an earlier bench.")],
+    runs: Annotated[list[Path], typer.Argument(help="runs.json files of earlier benches.")],
     out: Annotated[
         Path, typer.Option(help="Where to write the figures and summary.")
     ] = DEFAULT_OUT,
     slo_factor: Annotated[float, typer.Option(help="Latency target factor.")] = 5.0,
 ) -> None:
-    """Redraw the figures and tables from an earlier run's ``runs.json``."""
+    """Redraw the figures and tables from earlier runs' ``runs.json`` files, merged."""
     from autellix_backend.bench.records import read_records
     from autellix_backend.bench.report import write_report
 
-    if not runs.is_file():
-        raise typer.BadParameter(f"{runs} does not exist", param_hint="RUNS")
-    write_report(read_records(runs), out, slo_factor=slo_factor)
+    missing = [str(p) for p in runs if not p.is_file()]
+    if missing:
+        raise typer.BadParameter(f"{', '.join(missing)} does not exist", param_hint="RUNS")
+    records = [r for path in runs for r in read_records(path)]
+    write_report(records, out, slo_factor=slo_factor)
     typer.echo((out / "summary.md").read_text())
 
 

@@ -70,6 +70,11 @@ def write_records(records: Sequence[RunRecord], out_dir: Path, stem: str = "runs
 
 
 def read_records(path: Path) -> list[RunRecord]:
-    """Records from a ``runs.json`` written by ``write_records``."""
-    rows: Iterable[dict[str, Any]] = json.loads(path.read_text())
+    """Records from a ``runs.json`` written by ``write_records`` (or a ``.jsonl`` checkpoint)."""
+    text = path.read_text()
+    rows: Iterable[dict[str, Any]] = (
+        [json.loads(line) for line in text.splitlines() if line.strip()]
+        if path.suffix == ".jsonl"
+        else json.loads(text)
+    )
     return [RunRecord.from_row(row) for row in rows]

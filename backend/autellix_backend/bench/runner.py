@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -70,26 +72,45 @@ def run_all(
     workers: int = DEFAULT_WORKERS,
     progress: bool = True,
     desc: str = "bench",
+    checkpoint: Path | None = None,
 ) -> list[RunRecord]:
     """Run every spec (in ``workers`` processes when above 1); records in the order of ``specs``.
 
-    The biggest runs start first so the last process is not left with a long one.
+    The biggest runs start first so the last process is not left with a long one. With a
+    ``checkpoint`` file, each finished record is appended to it as a JSON line, and specs already
+    recorded there are not run again (an interrupted sweep resumes where it stopped).
     """
-    order = sorted(range(len(specs)), key=lambda i: -_cost(specs[i]))
-    records: dict[int, RunRecord] = {}
-    bar = tqdm(total=len(specs), desc=desc, disable=not progress, unit="run")
+    done = _read_checkpoint(checkpoint) if checkpoint is not None else {}
+    records = {i: done[spec] for i, spec in enumerate(specs) if spec in done}
+    todo = sorted(
+        (i for i in range(len(specs)) if i not in records), key=lambda i: -_cost(specs[i])
+    )
+    bar = tqdm(total=len(specs), initial=len(records), desc=desc, disable=not progress, unit="run")
+
+    def finished(i: int, record: RunRecord) -> None:
+        records[i] = record
+        if checkpoint is not None:
+            with checkpoint.open("a") as handle:
+                handle.write(json.dumps(record.row()) + "\n")
+        bar.update()
+
     if workers <= 1:
-        for i in order:
-            records[i] = run_one(specs[i], settings)
-            bar.update()
+        for i in todo:
+            finished(i, run_one(specs[i], settings))
     else:
         with ProcessPoolExecutor(max_workers=min(workers, os.cpu_count() or 1)) as pool:
-            futures = {pool.submit(run_one, specs[i], settings): i for i in order}
+            futures = {pool.submit(run_one, specs[i], settings): i for i in todo}
             for future in as_completed(futures):
-                records[futures[future]] = future.result()
-                bar.update()
+                finished(futures[future], future.result())
     bar.close()
     return [records[i] for i in range(len(specs))]
+
+
+def _read_checkpoint(path: Path) -> dict[RunSpec, RunRecord]:
+    if not path.is_file():
+        return {}
+    records = (RunRecord.from_row(json.loads(line)) for line in path.read_text().splitlines())
+    return {r.spec: r for r in records}
 
 
 def _cost(spec: RunSpec) -> float:
