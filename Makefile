@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/autellix demo
+	$(BIN)/python -m examples.demo
 
 test: install
 	$(BIN)/python -m pytest
