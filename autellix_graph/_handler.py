@@ -24,6 +24,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from autellix_graph import protocol
 from autellix_graph._context import CallTag, current_call
@@ -111,6 +112,21 @@ def _namespace(metadata: Mapping[str, Any] | None) -> str | None:
     """The LangGraph task namespace in run metadata, made safe for headers."""
     namespace = metadata.get("langgraph_checkpoint_ns") if metadata else None
     return _safe_id(str(namespace)) if namespace else None
+
+
+def _start_span(
+    runtime: Runtime,
+    name: str,
+    parent: Span | None,
+    attributes: Callable[[], dict[str, AttributeValue]],
+) -> Span:
+    """Start a span under ``parent``; build its attributes only if it is recorded (with no
+    tracer provider configured, spans cost next to nothing)."""
+    context = None if parent is None else trace.set_span_in_context(parent)
+    span = runtime.tracer.start_span(name, context=context)
+    if span.is_recording():
+        span.set_attributes(attributes())
+    return span
 
 
 def _exception_name(error: BaseException) -> str:
@@ -257,10 +273,8 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         with program.lock:
             step = int(metadata.get("langgraph_step", 0))
             info = program.dag.start_task(namespace, node_name, step)
-        span = runtime.tracer.start_span(
-            node_name,
-            context=trace.set_span_in_context(parent.span),
-            attributes=thread_attributes(program.program_id, info),
+        span = _start_span(
+            runtime, node_name, parent.span, lambda: thread_attributes(program.program_id, info)
         )
         self._runs[run_id] = _Run(run_id, program, namespace, _Kind.TASK, span)
 
@@ -363,10 +377,11 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
         with program.lock:
             node = program.dag.add_node(str(run_id), NodeKind.TOOL, thread_id)
-        span = runtime.tracer.start_span(
+        span = _start_span(
+            runtime,
             f"execute_tool {name}",
-            context=trace.set_span_in_context(parent.span),
-            attributes=node_attributes(program.program_id, node, str(name)),
+            parent.span,
+            lambda: node_attributes(program.program_id, node, str(name)),
         )
         self._runs[run_id] = _Run(run_id, program, thread_id, _Kind.TOOL, span)
 
@@ -400,13 +415,17 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         program = self._resume(langgraph_thread_id)
         if program is None:
             program_id = str(metadata.get(protocol.PROGRAM_ID_METADATA_KEY) or uuid.uuid4().hex)
-            span = runtime.tracer.start_span(
-                graph_name, attributes=program_attributes(program_id, graph_name)
+            span = _start_span(
+                runtime, graph_name, None, lambda: program_attributes(program_id, graph_name)
             )
             program = _Program(program_id, graph_name, span, langgraph_thread_id)
         else:
-            program.span = runtime.tracer.start_span(
-                graph_name, attributes=program_attributes(program.program_id, graph_name)
+            resumed = program
+            program.span = _start_span(
+                runtime,
+                graph_name,
+                None,
+                lambda: program_attributes(resumed.program_id, graph_name),
             )
         self._runs[run_id] = _Run(run_id, program, ROOT_THREAD_ID, _Kind.ROOT, program.span)
         return program
@@ -473,10 +492,11 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         if open_session and runtime.sessions is not None:
             runtime.sessions.start(program.program_id)
         model = (metadata or {}).get("ls_model_name")
-        span = runtime.tracer.start_span(
+        span = _start_span(
+            runtime,
             f"chat {model}" if model else "chat",
-            context=trace.set_span_in_context(parent.span),
-            attributes=node_attributes(program.program_id, node, model),
+            parent.span,
+            lambda: node_attributes(program.program_id, node, model),
         )
         tag = CallTag(
             program.program_id, thread_id, call_id, node.llm_parent_ids, _traceparent(span)
@@ -505,10 +525,11 @@ class AutellixCallbackHandler(BaseCallbackHandler):
             program.interrupted_threads.add(run.thread_id)
             node = program.dag.add_node(uuid.uuid4().hex, NodeKind.INTERRUPT, run.thread_id)
         if runtime is not None:
-            runtime.tracer.start_span(
+            _start_span(
+                runtime,
                 "interrupt",
-                context=trace.set_span_in_context(run.span),
-                attributes=node_attributes(program.program_id, node, None),
+                run.span,
+                lambda: node_attributes(program.program_id, node, None),
             ).end()
 
     @staticmethod
