@@ -15,6 +15,7 @@ into one (same result, fewer scheduler invocations), which is how the simulator 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,9 @@ from autellix_backend.sim.profiles import CostModel, get_profile
 from autellix_backend.sim.results import CallResult, EngineStats
 from autellix_backend.sim.sequence import SeqState, SimSequence
 from autellix_backend.workloads.spec import PromptSegment
+
+_MAX_REMEMBERED_STREAMS = 4096
+"""Programs whose last token stream an engine keeps to reuse its block hashes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,9 @@ class SimEngine:
         self._pending: _PendingStep | None = None
         self._num_cpu_blocks_used = 0
         self._stats = _Counters()
+        self._last_streams: OrderedDict[str, tuple[list[tuple[int, int]], list[int]]] = (
+            OrderedDict()
+        )
 
     # Calls ---------------------------------------------------------------------
 
@@ -168,6 +175,7 @@ class SimEngine:
             max_output=output_tokens,
             output_key=key_id(output_key or f"{arrival.call_id}:out"),
             arrival_time=now,
+            hashes=self._known_hashes(arrival.program_id, segments),
         )
 
     def abort_call(self, call_id: str, now: float) -> None:
@@ -293,6 +301,7 @@ class SimEngine:
             if seq.call_id not in self._seqs:
                 continue
             record = self.scheduler.finish_call(seq.call_id, end)
+            self._remember_stream(seq)
             self._drop(seq)
             self._stats.num_calls += 1
             finished.append(
@@ -548,6 +557,29 @@ class SimEngine:
         for i in range(seq.num_registered, full):
             self.kv.register(blocks[i], hashes[i])
         seq.num_registered = full
+
+    def _known_hashes(self, program_id: str, segments: list[tuple[int, int]]) -> list[int]:
+        """Block hashes of the prompt's prefix shared with the program's last stream here.
+
+        A chat turn's prompt is the previous turn's prompt and reply plus a new message, so
+        most of its blocks were hashed already; hashing is the simulator's hottest loop.
+        """
+        last = self._last_streams.get(program_id)
+        if last is None:
+            return []
+        stream, hashes = last
+        common = 0
+        for mine, theirs in zip(segments, stream, strict=False):
+            if mine != theirs:
+                break
+            common += mine[1]
+        return hashes[: common // self.config.block_size]
+
+    def _remember_stream(self, seq: SimSequence) -> None:
+        self._last_streams[seq.program_id] = (seq.stream, seq.hashes)
+        self._last_streams.move_to_end(seq.program_id)
+        if len(self._last_streams) > _MAX_REMEMBERED_STREAMS:
+            self._last_streams.popitem(last=False)
 
     def _drop(self, seq: SimSequence) -> None:
         self.kv.release(seq.table)

@@ -28,6 +28,8 @@ def block_hashes(
     start_block: int = 0,
     parent: int = 0,
     num_tokens: int | None = None,
+    first_segment: int = 0,
+    first_offset: int = 0,
 ) -> list[int]:
     """Hashes of the full blocks of a stream, from block ``start_block`` on.
 
@@ -37,36 +39,35 @@ def block_hashes(
         start_block: first block to hash (earlier ones are already known).
         parent: hash of block ``start_block - 1`` (0 for the first block).
         num_tokens: hash only blocks inside the first ``num_tokens`` tokens (default: all).
+        first_segment: index of a segment that starts at or before block ``start_block``.
+        first_offset: stream offset where ``segments[first_segment]`` starts.
     """
-    total = sum(n for _, n in segments)
-    if num_tokens is not None:
-        total = min(total, num_tokens)
+    total = first_offset + sum(n for _, n in segments[first_segment:])
+    if num_tokens is not None and num_tokens < total:
+        total = num_tokens
     end_block = total // block_size
     hashes: list[int] = []
-    if start_block >= end_block:
-        return hashes
     block_start = start_block * block_size
-    seg_index = 0
-    seg_offset = 0  # stream offset of the segment at seg_index
-    while seg_index < len(segments) and seg_offset + segments[seg_index][1] <= block_start:
-        seg_offset += segments[seg_index][1]
-        seg_index += 1
+    i, offset = first_segment, first_offset
+    n_segments = len(segments)
+    while i < n_segments and offset + segments[i][1] <= block_start:
+        offset += segments[i][1]
+        i += 1
     for _ in range(start_block, end_block):
         block_end = block_start + block_size
         pieces: list[int] = [parent]
-        i, offset = seg_index, seg_offset
-        while offset < block_end:
-            key, length = segments[i]
-            lo = max(block_start, offset) - offset
-            hi = min(block_end, offset + length) - offset
+        j, seg_start = i, offset
+        while seg_start < block_end and j < n_segments:
+            key, length = segments[j]
+            seg_end = seg_start + length
+            lo = block_start - seg_start if block_start > seg_start else 0
+            hi = (block_end if block_end < seg_end else seg_end) - seg_start
             pieces += (key, lo, hi)
-            if offset + length > block_end:
-                break
-            offset += length
+            seg_start = seg_end
+            j += 1
+        while i < n_segments and offset + segments[i][1] <= block_end:
+            offset += segments[i][1]
             i += 1
-        while seg_index < len(segments) and seg_offset + segments[seg_index][1] <= block_end:
-            seg_offset += segments[seg_index][1]
-            seg_index += 1
         parent = hash(tuple(pieces))
         hashes.append(parent)
         block_start = block_end

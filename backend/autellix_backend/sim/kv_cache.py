@@ -121,19 +121,23 @@ class KVCache:
             return
         if num_blocks > self.num_free_blocks:
             raise OutOfBlocksError(f"need {num_blocks} blocks, {self.num_free_blocks} free")
-        for _ in range(num_blocks):
-            if self._free:
-                block = self._free.pop()
-            else:
-                block, _ = self._evictable.popitem(last=False)
-                old = self._hash_of[block]
-                if old is not None:
-                    del self._by_hash[old]
-                    self._hash_of[block] = None
-                self.num_evictions += 1
-            self._refs[block] = 1
-            self._owner[block] = table
-            table.blocks.append(block)
+        free = self._free
+        take = min(num_blocks, len(free))
+        new = free[len(free) - take :]
+        del free[len(free) - take :]
+        for _ in range(num_blocks - take):
+            block, _ = self._evictable.popitem(last=False)
+            old = self._hash_of[block]
+            if old is not None:
+                del self._by_hash[old]
+                self._hash_of[block] = None
+            self.num_evictions += 1
+            new.append(block)
+        refs, owner = self._refs, self._owner
+        for block in new:
+            refs[block] = 1
+            owner[block] = table
+        table.blocks += new
 
     def register(self, block: int, block_hash: int) -> None:
         """Make a computed full block findable by its hash (first writer wins)."""
@@ -146,17 +150,19 @@ class KVCache:
 
     def release(self, table: BlockTable) -> None:
         """Drop all of ``table``'s references, last block first (so tails are evicted first)."""
+        refs, owner, hash_of = self._refs, self._owner, self._hash_of
+        evictable, free = self._evictable, self._free
         for block in reversed(table.blocks):
-            refs = self._refs[block] - 1
-            self._refs[block] = refs
-            if refs == 0:
-                self._owner[block] = None
-                if self._hash_of[block] is not None:
-                    self._evictable[block] = None
+            left = refs[block] - 1
+            refs[block] = left
+            if left == 0:
+                owner[block] = None
+                if hash_of[block] is not None:
+                    evictable[block] = None
                 else:
-                    self._free.append(block)
+                    free.append(block)
             else:
-                self._drop_holder(block, table, refs)
+                self._drop_holder(block, table, left)
         table.blocks.clear()
         table.num_shared = 0
 

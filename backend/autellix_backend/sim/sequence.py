@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -57,6 +59,14 @@ class SimSequence:
     """Prefix-cache hit at first admission."""
     admitted: bool = False
     first_token_time: float | None = None
+    _stream: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    """The prompt segments, then the generated tokens as one segment."""
+    _starts: list[int] = field(default_factory=list, repr=False)
+    """Stream offset where each segment of ``_stream`` starts."""
+
+    def __post_init__(self) -> None:
+        self._stream = [*self.segments, (self.output_key, 0)]
+        self._starts = list(itertools.accumulate((n for _, n in self._stream), initial=0))[:-1]
 
     @property
     def stream_len(self) -> int:
@@ -77,18 +87,27 @@ class SimSequence:
             1 if self.num_generated else 0
         )
 
+    @property
+    def stream(self) -> list[tuple[int, int]]:
+        """The token stream as segments: the prompt's, then the generated tokens."""
+        stream = list(self._stream)
+        stream[-1] = (self.output_key, self.num_generated)
+        return stream
+
     def ensure_hashes(self, num_tokens: int, block_size: int) -> list[int]:
         """Hashes of every full block among the first ``num_tokens`` stream tokens."""
         have = len(self.hashes)
         if num_tokens // block_size > have:
-            segments = self.segments
-            if num_tokens > self.prompt_tokens:
-                segments = [*segments, (self.output_key, self.num_generated)]
+            stream = self._stream
+            stream[-1] = (self.output_key, self.num_generated)
+            first = bisect.bisect_right(self._starts, have * block_size) - 1
             self.hashes += block_hashes(
-                segments,
+                stream,
                 block_size,
                 start_block=have,
                 parent=self.hashes[-1] if have else 0,
                 num_tokens=num_tokens,
+                first_segment=first,
+                first_offset=self._starts[first],
             )
         return self.hashes
