@@ -54,6 +54,7 @@ class LocalVLLMEngine(EngineAdapter):
         block_size: KV block size (the CPU backend wants multiples of 32).
         kv_cache_memory_bytes: KV cache size; None lets vLLM decide.
         default_max_tokens: output limit of a request that sets none.
+        plugin_options: other plugin settings (``step_log``, ``report_port``, ``program_ttl``).
         engine_args: any other ``AsyncEngineArgs`` fields.
     """
 
@@ -71,6 +72,7 @@ class LocalVLLMEngine(EngineAdapter):
         block_size: int = 32,
         kv_cache_memory_bytes: int | None = 256 * 2**20,
         default_max_tokens: int = 256,
+        plugin_options: Mapping[str, Any] | None = None,
         engine_args: Mapping[str, Any] | None = None,
     ) -> None:
         if scheduling_policy not in ("fcfs", "priority"):
@@ -84,6 +86,7 @@ class LocalVLLMEngine(EngineAdapter):
         self.default_max_tokens = default_max_tokens
         self._weights = model
         self._plugin = plugin
+        self._plugin_options = dict(plugin_options or {})
         self._policy = scheduling_policy
         self._args: dict[str, Any] = {
             "max_num_seqs": max_num_seqs,
@@ -123,7 +126,10 @@ class LocalVLLMEngine(EngineAdapter):
             args["scheduler_cls"] = PLUGIN_CLASS
             args["additional_config"] = {
                 **dict(args.get("additional_config") or {}),
-                REPORT_KEY: plugin_config(self.scheduler_config, engine_id=self.engine_id),
+                REPORT_KEY: {
+                    **plugin_config(self.scheduler_config, engine_id=self.engine_id),
+                    **self._plugin_options,
+                },
             }
         else:
             args["scheduling_policy"] = self._policy

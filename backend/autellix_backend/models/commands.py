@@ -31,9 +31,11 @@ def tiny(
 
 
 def _register() -> None:
+    from autellix_backend.calibration.commands import calibrate
     from autellix_backend.cli import app
 
     app.add_typer(model_app, name="model")
+    app.command("calibrate")(calibrate)
 
 
 _register()

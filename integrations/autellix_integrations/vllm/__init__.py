@@ -11,7 +11,7 @@ In process: ``AsyncEngineArgs(..., scheduler_cls=AutellixScheduler)``. Settings 
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING, Any
 
 from autellix_integrations.vllm._metadata import (
     KEY_CALL_ID,
@@ -27,9 +27,18 @@ from autellix_integrations.vllm._reports import ServiceReport
 from autellix_integrations.vllm._settings import PluginSettings, SettingsError
 from autellix_integrations.vllm._versions import SUPPORTED_VLLM, check_vllm_version
 
-check_vllm_version(logging.getLogger(__name__))
+if TYPE_CHECKING:
+    from autellix_integrations.vllm._scheduler import AutellixScheduler
 
-from autellix_integrations.vllm._scheduler import AutellixScheduler  # noqa: E402
+
+def __getattr__(name: str) -> Any:
+    """Import the scheduler (and vLLM) only when it is asked for."""
+    if name == "AutellixScheduler":
+        from autellix_integrations.vllm._scheduler import AutellixScheduler
+
+        return AutellixScheduler
+    raise AttributeError(name)
+
 
 __all__ = [
     "KEY_CALL_ID",

@@ -40,6 +40,7 @@ from autellix_integrations.vllm._report_server import serve_reports
 from autellix_integrations.vllm._reports import ServiceReport, ServiceReportLog
 from autellix_integrations.vllm._settings import PluginSettings
 from autellix_integrations.vllm._steps import StepLog, StepRecord
+from autellix_integrations.vllm._versions import check_vllm_version
 
 if TYPE_CHECKING:
     from vllm.v1.core.sched.output import SchedulerOutput
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from vllm.v1.outputs import ModelRunnerOutput
 
 logger = logging.getLogger(__name__)
+check_vllm_version(logger)
 
 _WAITING = (RequestStatus.WAITING, RequestStatus.PREEMPTED)
 
