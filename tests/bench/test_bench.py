@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from autellix_backend.bench.records import RunSpec
-from autellix_backend.bench.runner import BenchSettings, run_one, sim_config
+from autellix_backend.bench.runner import BenchSettings, run_all, run_one, sim_config
 from autellix_backend.cli import app
 from autellix_backend.core import Policy
 from autellix_backend.sim import EngineConfig
@@ -74,3 +74,13 @@ def test_loaded_chat_orders_fcfs_above_mlfq_above_plas() -> None:
         for system in ("vllm-opt", "mlfq", "plas")
     }
     assert means["vllm-opt"] > means["mlfq"] > means["plas"], means
+
+
+def test_interrupted_sweep_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "runs.partial.jsonl"
+    specs = [RunSpec("latency", "sharegpt", s, 4, rate=1.0) for s in ("vllm-opt", "plas")]
+    first = run_all(specs[:1], BenchSettings(), workers=1, progress=False, checkpoint=checkpoint)
+    both = run_all(specs, BenchSettings(), workers=1, progress=False, checkpoint=checkpoint)
+    assert len(checkpoint.read_text().splitlines()) == 2
+    assert both[0] == first[0]
+    assert [r.spec for r in both] == specs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -21,6 +22,8 @@ from autellix_backend.sim import EngineConfig, SimConfig, run_simulation
 from autellix_backend.workloads import WORKLOADS, ProgramSpec, arrival_times, with_arrivals
 
 DEFAULT_WORKERS = 2
+_SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(RunSpec))
+"""Summary keys that repeat a spec field (``num_programs``) are left to the spec."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,8 @@ def run_one(spec: RunSpec, settings: BenchSettings) -> RunRecord:
     """Simulate ``spec`` and summarise it."""
     started = time.perf_counter()
     result = run_simulation(programs_for(spec), sim_config(spec, settings))
-    return RunRecord(spec, result.summary(), time.perf_counter() - started)
+    metrics = {k: v for k, v in result.summary().items() if k not in _SPEC_FIELDS}
+    return RunRecord(spec, metrics, time.perf_counter() - started)
 
 
 def run_all(
