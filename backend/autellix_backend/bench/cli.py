@@ -42,7 +42,8 @@ def bench(
         str, typer.Option(help="Comma-separated systems of the latency sweep.")
     ] = "vllm,vllm-opt,mlfq,plas,atlas,atlas_exact,srpt",
     programs_scale: Annotated[
-        float, typer.Option(help="Multiply every run's program count (more = less noise).")
+        float,
+        typer.Option(help="Multiply every run's program count and batch size (more = less noise)."),
     ] = 1.0,
     rates: Annotated[int, typer.Option(help="Arrival rates per curve (1-6).")] = 0,
     profile: Annotated[str, typer.Option(help="Simulator cost profile.")] = "a100-llama3-8b",
@@ -81,6 +82,9 @@ def bench(
                 w: max(1, round(n * programs_scale)) for w, n in size.num_programs.items()
             },
             num_rates=rates or size.num_rates,
+            makespan_batches=tuple(
+                max(1, round(n * programs_scale)) for n in size.makespan_batches
+            ),
         )
         specs = sweeps.plan(size, _names(experiments), chosen_workloads, chosen_systems, seed)
     except ValueError as error:
