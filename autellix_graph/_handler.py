@@ -31,7 +31,12 @@ from autellix_graph._context import CallTag, current_call
 from autellix_graph._dag import ROOT_THREAD_ID, DagBuilder, NodeKind, RunResumed
 from autellix_graph._runtime import Runtime
 from autellix_graph._settings import Settings
-from autellix_graph._tracing import node_attributes, program_attributes, thread_attributes
+from autellix_graph._tracing import (
+    node_attributes,
+    program_attributes,
+    thread_attributes,
+    traceparent,
+)
 
 if TYPE_CHECKING:
     from langchain_core.outputs import LLMResult
@@ -131,13 +136,6 @@ def _start_span(
 
 def _exception_name(error: BaseException) -> str:
     return type(error).__name__
-
-
-def _traceparent(span: Span) -> str | None:
-    ctx = span.get_span_context()
-    if not ctx.is_valid:
-        return None
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 def _usage(response: LLMResult) -> tuple[int | None, int | None]:
@@ -499,7 +497,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
             lambda: node_attributes(program.program_id, node, model),
         )
         tag = CallTag(
-            program.program_id, thread_id, call_id, node.llm_parent_ids, _traceparent(span)
+            program.program_id, thread_id, call_id, node.llm_parent_ids, traceparent(span)
         )
         previous = current_call.get()
         run = _Run(run_id, program, thread_id, _Kind.LLM, span, tag, previous, owns_program)

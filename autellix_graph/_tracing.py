@@ -65,6 +65,14 @@ def make_tracer(
     return trace.get_tracer(__name__, __version__, tracer_provider), owned
 
 
+def traceparent(span: trace.Span) -> str | None:
+    """The W3C ``traceparent`` header naming ``span``, or None for a non-recording span."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
 def common_attributes(kind: str, program_id: str) -> dict[str, AttributeValue]:
     """Attributes every span carries."""
     attributes: dict[str, AttributeValue] = {
