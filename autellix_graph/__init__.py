@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from autellix_graph._clients import async_http_client, chat_openai, http_client
 from autellix_graph._context import CallTag, current_headers
-from autellix_graph._dag import Dag, DagNode, NodeKind, ThreadInfo, build_dag
+from autellix_graph._dag import (
+    Dag,
+    DagBuilder,
+    DagEvent,
+    DagNode,
+    NodeAdded,
+    NodeKind,
+    RunResumed,
+    TaskStarted,
+    ThreadInfo,
+    build_dag,
+)
 from autellix_graph._handler import AutellixCallbackHandler
 from autellix_graph._instrumentor import (
     AutellixInstrumentor,
@@ -29,10 +40,15 @@ __all__ = [
     "AutellixInstrumentor",
     "CallTag",
     "Dag",
+    "DagBuilder",
+    "DagEvent",
     "DagNode",
+    "NodeAdded",
     "NodeKind",
+    "RunResumed",
     "Settings",
     "SettingsError",
+    "TaskStarted",
     "ThreadInfo",
     "__version__",
     "async_http_client",

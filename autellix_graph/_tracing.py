@@ -62,7 +62,7 @@ def make_tracer(
     if tracer_provider is None and settings.traces_endpoint is not None:
         owned = exporting_provider(settings.traces_endpoint, settings.api_key)
         tracer_provider = owned
-    return trace.get_tracer(__name__, __version__, tracer_provider), owned
+    return trace.get_tracer("autellix_graph", __version__, tracer_provider), owned
 
 
 def traceparent(span: trace.Span) -> str | None:
