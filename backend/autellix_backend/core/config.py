@@ -61,7 +61,7 @@ class ServiceUnit(StrEnum):
 class SchedulerConfig:
     """Settings of the scheduling core.
 
-    Defaults were picked by the sweep in ``autellix bench sweep-config`` (see BENCHMARKS.md);
+    Defaults were picked by ``benchmarks/sweep_scheduler_defaults.py`` (see BENCHMARKS.md);
     quanta are in the configured service unit.
     """
 
@@ -69,7 +69,7 @@ class SchedulerConfig:
     """Which priority rule orders calls."""
     num_queues: int = 8
     """K, the number of discretised priority queues (Q1..QK)."""
-    base_quantum: float = 0.05
+    base_quantum: float = 0.25
     """Quantum of the top queue Q1 (seconds of engine time, or token cost units)."""
     quantum_growth: float = 2.0
     """Each lower queue's quantum is this factor times the one above (FastServe doubles)."""
