@@ -127,7 +127,10 @@ def _start_span(
 ) -> Span:
     """Start a span under ``parent``; build its attributes only if it is recorded (with no
     tracer provider configured, spans cost next to nothing)."""
-    context = None if parent is None else trace.set_span_in_context(parent)
+    if parent is None or not parent.get_span_context().is_valid:
+        context = None  # no tracer configured: skip building a context nobody reads
+    else:
+        context = trace.set_span_in_context(parent)
     span = runtime.tracer.start_span(name, context=context)
     if span.is_recording():
         span.set_attributes(attributes())
@@ -210,34 +213,10 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         if runtime is not None:
             runtime.close()
 
-    # What LangChain should not bother calling us for while inactive.
-    @property
-    def ignore_chain(self) -> bool:
-        return self._runtime is None
-
-    @property
-    def ignore_llm(self) -> bool:
-        return self._runtime is None
-
-    @property
-    def ignore_chat_model(self) -> bool:
-        return self._runtime is None
-
-    @property
-    def ignore_agent(self) -> bool:
-        return self._runtime is None
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return True
-
-    @property
-    def ignore_retry(self) -> bool:
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return True
+    # Events LangChain need not send us (plain attributes: read on every event).
+    ignore_retriever = True
+    ignore_retry = True
+    ignore_custom_event = True
 
     # Chains: the graph (program), its tasks (threads) and everything nested in them ---------
 
