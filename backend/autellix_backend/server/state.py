@@ -26,20 +26,25 @@ class ServiceState:
     metrics: ServiceMetrics
 
 
-def get_state(request: Request) -> ServiceState:
+def service_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.autellix
     return state
+
+
+async def get_state(request: Request) -> ServiceState:
+    """Dependency form of ``service_state`` (async, so FastAPI runs it without a thread)."""
+    return service_state(request)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key, when the service has keys.")
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
     """The caller's key name (None when the service runs without keys); 401 otherwise."""
-    return get_state(request).keys.principal(request.headers.get("authorization"))
+    return service_state(request).keys.principal(request.headers.get("authorization"))
 
 
 State = Annotated[ServiceState, Depends(get_state)]

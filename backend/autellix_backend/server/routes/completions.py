@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from autellix_backend.engines.base import RequestKind
@@ -31,40 +31,50 @@ CLIENT_CLOSED = 499
 """Status logged for a call whose client left before the answer (nginx's convention)."""
 
 
-def call_tags(
-    request: Request,
-    state: State,
-    program_id: Annotated[
-        str | None, Header(alias=HEADER_PROGRAM_ID, description="Program (session) id.")
-    ] = None,
-    thread_id: Annotated[
-        str | None, Header(alias=HEADER_THREAD_ID, description="Thread within the program.")
-    ] = None,
-    call_id: Annotated[
-        str | None, Header(alias=HEADER_CALL_ID, description="This call's id.")
-    ] = None,
-    parent_ids: Annotated[
-        str | None,
-        Header(
-            alias=HEADER_PARENT_IDS, description="Comma-separated ids of the calls it depends on."
-        ),
-    ] = None,
-) -> CallTags:
+async def call_tags(request: Request, state: State) -> CallTags:
     """Program identity of the call; a call without a program id is a program of its own."""
     return tags_from_headers(request.headers, max_id_length=state.config.limits.max_id_length)
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", "maxLength": 256},
+    }
+
+
+TAG_HEADERS = {
+    "parameters": [
+        _header(HEADER_PROGRAM_ID, "Program (session) id; absent: the call is its own program."),
+        _header(HEADER_THREAD_ID, "Thread of the program that issues the call (default main)."),
+        _header(HEADER_CALL_ID, "This call's id (generated when absent)."),
+        _header(HEADER_PARENT_IDS, "Comma-separated ids of the calls this one depends on."),
+    ]
+}
+"""The tag headers, documented in the OpenAPI schema (read straight from the request)."""
 
 
 Tags = Annotated[CallTags, Depends(call_tags)]
 
 
-@router.post("/chat/completions", responses=ERROR_RESPONSES, summary="Chat completion")
+@router.post(
+    "/chat/completions",
+    responses=ERROR_RESPONSES,
+    summary="Chat completion",
+    openapi_extra=TAG_HEADERS,
+)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, state: State, owner: Principal, tags: Tags
 ) -> Response:
     return await _serve(state, request, owner, RequestKind.CHAT, body, tags)
 
 
-@router.post("/completions", responses=ERROR_RESPONSES, summary="Text completion")
+@router.post(
+    "/completions", responses=ERROR_RESPONSES, summary="Text completion", openapi_extra=TAG_HEADERS
+)
 async def completions(
     body: CompletionRequest, request: Request, state: State, owner: Principal, tags: Tags
 ) -> Response:

@@ -15,8 +15,12 @@ router = APIRouter(tags=["Operations"])
 
 
 @router.get("/healthz", summary="Service health", responses={503: {"model": Health}})
+@router.get("/health", summary="Service health (vLLM's path)", responses={503: {"model": Health}})
 async def healthz(state: State) -> JSONResponse:
-    """``ok`` with every engine in rotation, ``degraded`` with some, ``down`` (503) with none."""
+    """``ok`` with every engine in rotation, ``degraded`` with some, ``down`` (503) with none.
+
+    Also served at ``/health``, the path vLLM uses, so one gateway can front another.
+    """
     engines = {s.engine_id: s.healthy for s in state.pool.slots.values()}
     num_healthy = sum(engines.values())
     status: Literal["ok", "degraded", "down"] = (

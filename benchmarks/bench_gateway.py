@@ -1,0 +1,201 @@
+"""Gateway benchmarks: per-call overhead, sustained throughput, 1,000 concurrent programs.
+
+    python benchmarks/bench_gateway.py overhead   [--calls 500]
+    python benchmarks/bench_gateway.py throughput [--seconds 10] [--concurrency 64]
+    python benchmarks/bench_gateway.py programs   [--programs 1000] [--calls-per-program 3]
+
+Every server is a real ``autellix serve`` process on 127.0.0.1 (JSON logs off), the client
+another process. ``overhead`` compares, side by side, calling an OpenAI-compatible engine
+directly (a simulated engine served by ``autellix serve --engine sim``, steps back to back)
+with calling it through a gateway that fronts it (engine kind ``openai``): the difference is
+the gateway's cost per call (admission into the process table, routing, relaying, one more
+HTTP hop). ``throughput`` and ``programs`` drive a gateway with two in-process simulated
+engines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+AUTELLIX = str(Path(sys.executable).parent / "autellix")
+BODY = {"model": "sim", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(config: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    """Run ``autellix serve`` with ``config`` (YAML is JSON); yield its URL and pid."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        json.dump({**config, "port": port, "log_level": "warning"}, f)
+    proc = subprocess.Popen([AUTELLIX, "serve", "--config", f.name], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        os.unlink(f.name)
+
+
+def sim_engines(n: int, time_scale: float) -> list[dict[str, Any]]:
+    return [
+        {"kind": "sim", "id": f"sim-{i}", "model": "sim", "options": {"time_scale": time_scale}}
+        for i in range(n)
+    ]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def latencies(url: str, calls: int) -> list[float]:
+    out: list[float] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(calls + 50):
+            start = time.perf_counter()
+            r = client.post("/v1/chat/completions", json=BODY)
+            elapsed = time.perf_counter() - start
+            r.raise_for_status()
+            if i >= 50:
+                out.append(elapsed * 1000)
+    return out
+
+
+def overhead(args: argparse.Namespace) -> None:
+    with server({"engines": sim_engines(1, 0.0)}) as (engine_url, _):
+        gateway = {"engines": [{"kind": "openai", "id": "direct", "model": "sim", "url": engine_url}]}
+        with server(gateway) as (gateway_url, _):
+            rows = []
+            for name, url in (("engine directly", engine_url), ("through the gateway", gateway_url)):
+                ms = sorted(latencies(url, args.calls))
+                rows.append((name, ms[len(ms) // 2], ms[int(len(ms) * 0.99)]))
+    for name, p50, p99 in rows:
+        print(f"{name:22s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
+    print(f"gateway overhead       p50 {rows[1][1] - rows[0][1]:7.2f} ms")
+
+
+async def _drive(url: str, seconds: float, concurrency: int) -> tuple[int, int]:
+    done = errors = 0
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal done, errors
+            while time.monotonic() < stop:
+                r = await client.post("/v1/chat/completions", json={**BODY, "max_tokens": 8})
+                if r.status_code == 200:
+                    done += 1
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done, errors
+
+
+def throughput(args: argparse.Namespace) -> None:
+    config = {"engines": sim_engines(2, 0.0), "balancer": "least_used"}
+    with server(config) as (url, _):
+        asyncio.run(_drive(url, 2, args.concurrency))
+        done, errors = asyncio.run(_drive(url, args.seconds, args.concurrency))
+    print(f"{done / args.seconds:8.1f} calls/s sustained ({done} calls, {errors} errors, "
+          f"{args.concurrency} concurrent clients, {args.seconds:.0f} s, 8 output tokens each)")
+
+
+async def _programs(url: str, n: int, calls: int, round_: int) -> tuple[int, float, float]:
+    errors = 0
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=n)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+
+        async def program(i: int) -> None:
+            nonlocal errors
+            pid = f"r{round_}-p{i}"
+            start = time.perf_counter()
+            parents = ""
+            for c in range(calls):
+                headers = {"X-Autellix-Program-Id": pid, "X-Autellix-Call-Id": f"c{c}"}
+                if parents:
+                    headers["X-Autellix-Parent-Ids"] = parents
+                body = {**BODY, "max_tokens": 16, "messages": [{"role": "user", "content": pid}]}
+                r = await client.post("/v1/chat/completions", json=body, headers=headers)
+                errors += r.status_code != 200
+                parents = f"c{c}"
+            latencies.append(time.perf_counter() - start)
+            r = await client.delete(f"/v1/programs/{pid}")
+            errors += r.status_code != 200
+
+        await asyncio.gather(*(program(i) for i in range(n)))
+    latencies.sort()
+    return errors, latencies[len(latencies) // 2], latencies[-1]
+
+
+def programs(args: argparse.Namespace) -> None:
+    config = {"engines": sim_engines(2, 1.0), "limits": {"max_inflight_calls": 8192}}
+    with server(config) as (url, pid):
+        start_rss = rss_mib(pid)
+        for round_ in range(args.rounds):
+            t0 = time.perf_counter()
+            errors, p50, worst = asyncio.run(
+                _programs(url, args.programs, args.calls_per_program, round_)
+            )
+            health = httpx.get(f"{url}/healthz").json()
+            print(
+                f"round {round_}: {args.programs} concurrent programs x {args.calls_per_program} "
+                f"calls in {time.perf_counter() - t0:5.1f} s, errors {errors}, program latency "
+                f"p50 {p50:5.2f} s max {worst:5.2f} s, programs left in table "
+                f"{health['num_programs']}, server RSS {rss_mib(pid):6.1f} MiB "
+                f"(at start {start_rss:6.1f} MiB)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("overhead")
+    p.add_argument("--calls", type=int, default=500)
+    p = sub.add_parser("throughput")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--concurrency", type=int, default=64)
+    p = sub.add_parser("programs")
+    p.add_argument("--programs", type=int, default=1000)
+    p.add_argument("--calls-per-program", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    {"overhead": overhead, "throughput": throughput, "programs": programs}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
