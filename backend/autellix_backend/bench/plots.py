@@ -47,8 +47,13 @@ def _system_curves(ax: Axes, runs: Sequence[RunRecord], metric: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def latency_figure(records: Sequence[RunRecord], path: Path, metrics: Sequence[str]) -> Path:
-    """Figures 12/13: ``metrics`` (rows) against arrival rate, one column per workload."""
+def latency_figure(
+    records: Sequence[RunRecord], path: Path, metrics: Sequence[str], slo_factor: float
+) -> Path:
+    """Figures 12/13: ``metrics`` (rows) against arrival rate, one column per workload.
+
+    The mean-latency panels show the latency target (``slo_factor``) as a dotted red line.
+    """
     runs = select(records, "latency")
     workloads = _workloads(runs)
     fig, axes = _subplots(
@@ -63,7 +68,7 @@ def latency_figure(records: Sequence[RunRecord], path: Path, metrics: Sequence[s
             ax = axes[row][col]
             _system_curves(ax, mine, metric)
             if metric == "mean_latency_per_token":
-                ax.axhline(latency_target(records, workload), ls=":", color="red", lw=1)
+                ax.axhline(latency_target(records, workload, slo_factor), ls=":", color="red", lw=1)
             ax.set_title(f"{workload}" if row == 0 else "")
             ax.set_xlabel("arrival rate (programs/s)")
             ax.set_ylabel(metric.replace("_", " ") + " (s)")

@@ -44,7 +44,7 @@ def write_report(
         paths.append(_ratio_csv(comparisons, out_dir / "ratios.csv"))
         paths.append(
             plots.latency_figure(
-                records, out_dir / "fig12_mean_latency.png", ["mean_latency_per_token"]
+                records, out_dir / "fig12_mean_latency.png", ["mean_latency_per_token"], slo_factor
             )
         )
         paths.append(
@@ -52,6 +52,7 @@ def write_report(
                 records,
                 out_dir / "fig13_tail_latency.png",
                 ["p95_latency_per_token", "p99_latency_per_token"],
+                slo_factor,
             )
         )
     balancer_workloads = list(dict.fromkeys(r.spec.workload for r in select(records, "balancer")))
