@@ -60,11 +60,20 @@ class StepOutcome:
 
 
 @dataclass(slots=True)
+class _Progress:
+    """Tokens one call computed in a (possibly fused) step; becomes a ``CallProgress``."""
+
+    call_id: str
+    prefill: int
+    decode: int
+
+
+@dataclass(slots=True)
 class _PendingStep:
     start: float
     end: float
     num_steps: int
-    progress: list[CallProgress]
+    progress: list[_Progress]
     finished: list[SimSequence]
     num_scheduled: int
     num_preempted: int
@@ -294,7 +303,12 @@ class SimEngine:
             raise RuntimeError("no step in flight")
         self._pending = None
         end = pending.end
-        progress = [p for p in pending.progress if p.call_id in self._seqs]
+        seqs = self._seqs
+        progress = [
+            CallProgress(p.call_id, num_prefill_tokens=p.prefill, num_decode_tokens=p.decode)
+            for p in pending.progress
+            if p.call_id in seqs
+        ]
         self.scheduler.update_from_step(progress, end - pending.start, end)
         finished: list[CallResult] = []
         for seq in pending.finished:
@@ -425,54 +439,54 @@ class SimEngine:
 
     def _compute(
         self, work: list[tuple[SimSequence, int]]
-    ) -> tuple[list[CallProgress], list[SimSequence], list[SimSequence], _StepShape]:
+    ) -> tuple[list[_Progress], list[SimSequence], list[SimSequence], _StepShape]:
         """Advance every call in ``work`` by its tokens; allocate and publish KV blocks."""
         bs = self.config.block_size
         shape = _StepShape(prefill_chunks=[])
-        progress: list[CallProgress] = []
+        progress: list[_Progress] = []
         finished: list[SimSequence] = []
         first_tokens: list[SimSequence] = []
         stats = self._stats
+        kv = self.kv
+        caching = kv.enable_prefix_caching
         for seq, n in work:
             if n == 0:
                 continue
             start = seq.num_computed
+            generated = seq.num_generated
+            stream_len = seq.prompt_tokens + generated
             grow = -(-(start + n) // bs) - len(seq.table.blocks)
             if grow > 0:
-                self.kv.allocate(seq.table, grow)
-            decoding = seq.is_decoding
+                kv.allocate(seq.table, grow)
+            decoding = generated > 0 and start == stream_len - 1
             if decoding:
                 shape.num_decode_seqs += 1
                 shape.num_decode_context += start + 1
             else:
                 shape.prefill_chunks.append((n, start))
                 stats.num_prefill_tokens += n
-            seq.num_computed = start + n
+            computed = seq.num_computed = start + n
             sampled = 0
-            if seq.num_computed == seq.stream_len and seq.num_generated < seq.max_output:
-                if seq.num_generated == 0:
+            if computed == stream_len and generated < seq.max_output:
+                if generated == 0:
                     first_tokens.append(seq)
-                seq.num_generated += 1
+                generated = seq.num_generated = generated + 1
                 sampled = 1
                 shape.num_sampled += 1
                 stats.num_decode_tokens += 1
-            if self.kv.enable_prefix_caching and seq.num_computed // bs > seq.num_registered:
+            if caching and computed // bs > seq.num_registered:
                 self._register_full_blocks(seq)
-            progress.append(
-                CallProgress(
-                    seq.call_id,
-                    num_prefill_tokens=0 if decoding else n,
-                    num_decode_tokens=sampled,
-                )
-            )
-            if seq.is_done:
+            progress.append(_Progress(seq.call_id, 0 if decoding else n, sampled))
+            if generated >= seq.max_output and computed >= stream_len + sampled - (
+                1 if generated else 0
+            ):
                 finished.append(seq)
         return progress, finished, first_tokens, shape
 
     def _fuse_decodes(
         self,
         work: list[tuple[SimSequence, int]],
-        progress: list[CallProgress],
+        progress: list[_Progress],
         start: float,
         until: float,
     ) -> tuple[int, float]:
@@ -519,12 +533,8 @@ class SimEngine:
             if self.kv.enable_prefix_caching and seq.num_computed // bs > seq.num_registered:
                 self._register_full_blocks(seq)
         self._stats.num_decode_tokens += steps * b
-        for i, item in enumerate(progress):
-            progress[i] = CallProgress(
-                item.call_id,
-                num_prefill_tokens=item.num_prefill_tokens,
-                num_decode_tokens=item.num_decode_tokens + steps,
-            )
+        for item in progress:
+            item.decode += steps
         return steps, math.fsum(times[:steps])
 
     def _fit_growth(self, seqs: list[SimSequence], steps: int) -> int:

@@ -79,7 +79,8 @@ class SimSequence:
     @property
     def is_decoding(self) -> bool:
         """True when the next step computes just the last generated token."""
-        return self.num_generated > 0 and self.num_computed == self.stream_len - 1
+        generated = self.num_generated
+        return generated > 0 and self.num_computed == self.prompt_tokens + generated - 1
 
     @property
     def is_done(self) -> bool:
