@@ -47,7 +47,13 @@ VARIANTS = (
     Variant("client_priority", False, "priority", PriorityHint.TOKENS),
     Variant("autellix", True, "fcfs", PriorityHint.SERVICE),
 )
-POLICY = {"burst": Policy.PLAS, "poisson": Policy.PLAS, "mapreduce_chat": Policy.ATLAS}
+POLICY = {
+    "burst": Policy.PLAS,
+    "poisson": Policy.PLAS,
+    "poisson_high": Policy.PLAS,
+    "mapreduce_chat": Policy.ATLAS,
+    "mapreduce_chat_high": Policy.ATLAS,
+}
 
 
 def summarise(result: ReplayResult) -> dict[str, Any]:

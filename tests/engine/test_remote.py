@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from autellix_backend.engines.base import EngineRequest, ProgramTag, RequestKind
+from autellix_backend.engines.openai_compat import OpenAICompatEngine
 from autellix_backend.engines.remote_vllm import RemoteVLLMEngine
 from autellix_backend.models import ensure_tiny_model
 
@@ -41,7 +42,7 @@ def server() -> Iterator[tuple[str, str]]:
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(process.stderr.read().decode()[-3000:] if process.stderr else "")
@@ -52,7 +53,7 @@ def server() -> Iterator[tuple[str, str]]:
                 pass
             time.sleep(1)
         else:
-            raise TimeoutError("vLLM server did not start in 240 s")
+            raise TimeoutError("vLLM server did not start in 600 s")
         yield base, f"http://127.0.0.1:{report_port}"
     finally:
         process.terminate()
@@ -130,3 +131,24 @@ async def test_bad_metadata_is_served_as_its_own_program(server: tuple[str, str]
     assert response.status_code == 200
     report = response.json()["kv_transfer_params"]["autellix"]
     assert report["program_id"].startswith("request:")
+
+
+async def test_generic_openai_adapter_streams_from_the_same_server(
+    server: tuple[str, str],
+) -> None:
+    base, _ = server
+    engine = OpenAICompatEngine(engine_id="generic", base_url=f"{base}/v1", priority_field=None)
+    await engine.start()
+    try:
+        request = EngineRequest(
+            request_id="generic-1",
+            kind=RequestKind.COMPLETION,
+            body={"prompt": "hello", "max_tokens": 6, "ignore_eos": True},
+            tag=ProgramTag(program_id="generic", service_at_arrival=3.0),
+        )
+        chunks = [chunk async for chunk in engine.generate(request)]
+    finally:
+        await engine.aclose()
+    assert engine.model == "tiny"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+    assert chunks[-1].usage.service == 0.0

@@ -78,3 +78,17 @@ def test_too_few_samples_and_bad_logs_are_rejected(tmp_path: Path) -> None:
     log.write_text('{"model_s": 0.1}\n')
     with pytest.raises(ValueError, match=r"steps\.jsonl:1"):
         read_step_log(log)
+
+
+def test_steps_slowed_by_a_noisy_neighbour_do_not_inflate_the_costs() -> None:
+    rng = random.Random(3)
+    samples = [_sample(rng) for _ in range(200)]
+    noisy = [
+        StepSample(s.model_s * 6, s.overhead_s, s.prefill_chunks, s.num_decode_seqs,
+                   s.num_decode_context_tokens, s.num_sampled)
+        if i % 10 == 0 else s
+        for i, s in enumerate(samples)
+    ]  # fmt: skip
+    fitted = fit_profile(noisy, name="robust", kv_capacity_tokens=1).profile
+    assert fitted.step_base_s == pytest.approx(TRUE.step_base_s, rel=0.05)
+    assert fitted.per_token_s == pytest.approx(TRUE.per_token_s, rel=0.05)

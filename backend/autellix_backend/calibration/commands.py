@@ -50,6 +50,7 @@ async def _calibrate(
     from autellix_backend.calibration.steps import read_step_log
     from autellix_backend.calibration.workloads import poisson_mix
     from autellix_backend.engines.local_vllm import LocalVLLMEngine
+    from autellix_backend.engines.replay import replay
 
     scheduler = SchedulerConfig(policy=Policy.PLAS)
     with tempfile.TemporaryDirectory(prefix="autellix-calibrate-") as tmp:
@@ -69,6 +70,9 @@ async def _calibrate(
         try:
             batches = [b for b in DECODE_BATCHES if b <= max_num_seqs]
             await run_probes(engine, decode_batches=batches)
+            # Mixed steps (prefill chunks beside decodes), from a workload other than the
+            # fidelity check's (another seed).
+            await replay(engine, poisson_mix(rate=1.0, num_programs=8, seed=7), policy=Policy.PLAS)
             kv_tokens = kv_bytes // _kv_bytes_per_token(engine.engine_args()["model"])
             fit = fit_profile(
                 read_step_log(log_path),

@@ -3,7 +3,10 @@
 Forward time is regressed on the model's terms (a constant, batched tokens, prefill token
 pairs, decode context tokens, sampled calls); the time around the forward (scheduling and
 output processing) on a constant and the number of calls in the step. A term whose best fit
-is negative is dropped and the rest refitted, so every cost stays >= 0.
+is negative is dropped and the rest refitted, so every cost stays >= 0. Steps slowed down by
+something else on the machine (far above the first fit, by more than ``outlier_mads`` median
+absolute deviations) are then dropped and the fit repeated, so that a noisy neighbour does not
+inflate every cost.
 """
 
 from __future__ import annotations
@@ -43,10 +46,13 @@ def fit_profile(
     name: str,
     kv_capacity_tokens: int,
     description: str = "",
+    outlier_mads: float | None = 5.0,
 ) -> FitReport:
     """Fit a profile to ``samples``; raises ``ValueError`` with fewer than 8 samples."""
     if len(samples) < 8:
         raise ValueError(f"need at least 8 step samples to fit, got {len(samples)}")
+    if outlier_mads is not None:
+        samples = _without_outliers(samples, kv_capacity_tokens, outlier_mads)
     model_x = np.array(
         [
             [1.0, s.num_tokens, s.prefill_pairs, s.num_decode_context_tokens, s.num_sampled]
@@ -73,6 +79,40 @@ def fit_profile(
         num_samples=len(samples),
         mean_abs_error_s=float(np.mean(np.abs(predicted - measured))),
         mean_step_s=float(np.mean(measured)),
+    )
+
+
+def _without_outliers(
+    samples: Sequence[StepSample], kv_capacity_tokens: int, outlier_mads: float
+) -> Sequence[StepSample]:
+    """Drop steps far slower than the fit predicts, refitting until the kept set is stable."""
+    kept = samples
+    for _ in range(10):
+        fit = fit_profile(
+            kept, name="trim", kv_capacity_tokens=kv_capacity_tokens, outlier_mads=None
+        )
+        residuals = np.array([_measured(s) - _predict(fit.profile, s) for s in samples])
+        mad = float(np.median(np.abs(residuals - np.median(residuals)))) or 1e-12
+        trimmed = [s for s, r in zip(samples, residuals, strict=True) if r <= outlier_mads * mad]
+        if len(trimmed) < 8 or len(trimmed) == len(kept):
+            break
+        kept = trimmed
+    return kept
+
+
+def _measured(sample: StepSample) -> float:
+    return sample.model_s + sample.overhead_s
+
+
+def _predict(profile: LinearCostModel, sample: StepSample) -> float:
+    return (
+        profile.step_base_s
+        + profile.per_token_s * sample.num_tokens
+        + profile.per_prefill_pair_s * sample.prefill_pairs
+        + profile.per_decode_context_token_s * sample.num_decode_context_tokens
+        + profile.per_sampled_seq_s * sample.num_sampled
+        + profile.schedule_base_s
+        + profile.schedule_per_seq_s * sample.num_seqs
     )
 
 

@@ -64,13 +64,15 @@ def burst(
     return longs + shorts
 
 
-def poisson_mix(*, rate: float = 1.5, num_programs: int = 16, seed: int = 0) -> list[ProgramSpec]:
-    """The burst's program types (1 long in 4) arriving as a Poisson process of ``rate``/s."""
+def poisson_mix(
+    *, rate: float = 1.5, num_programs: int = 16, long_every: int = 4, seed: int = 0
+) -> list[ProgramSpec]:
+    """The burst's program types (1 long in ``long_every``) arriving as a Poisson process."""
     rng = random.Random(seed)
     t = 0.0
     programs: list[ProgramSpec] = []
     for i in range(num_programs):
-        long = i % 4 == 0
+        long = i % long_every == 0
         programs.append(
             chain(
                 f"{'long' if long else 'short'}{i}",
@@ -110,4 +112,20 @@ def map_reduce_and_chat(
     return programs
 
 
-WORKLOADS = {"burst": burst, "poisson": poisson_mix, "mapreduce_chat": map_reduce_and_chat}
+def poisson_high() -> list[ProgramSpec]:
+    """A loaded Poisson mix: 24 programs at 2/s, 1 long in 3 (the batch stays full)."""
+    return poisson_mix(rate=2.0, num_programs=24, long_every=3)
+
+
+def map_reduce_and_chat_high() -> list[ProgramSpec]:
+    """A loaded map-reduce plus chat mix: 6 map-reduce and 18 chat programs at 4/s."""
+    return map_reduce_and_chat(num_map_reduce=6, num_chat=18, rate=4.0)
+
+
+WORKLOADS = {
+    "burst": burst,
+    "poisson": poisson_mix,
+    "poisson_high": poisson_high,
+    "mapreduce_chat": map_reduce_and_chat,
+    "mapreduce_chat_high": map_reduce_and_chat_high,
+}
