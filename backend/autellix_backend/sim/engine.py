@@ -563,9 +563,8 @@ class SimEngine:
             seq.num_registered = max(seq.num_registered, full)
             return
         hashes = seq.ensure_hashes(full * bs, bs)
-        blocks = seq.table.blocks
-        for i in range(seq.num_registered, full):
-            self.kv.register(blocks[i], hashes[i])
+        start = seq.num_registered
+        self.kv.register_many(seq.table.blocks[start:full], hashes[start:full])
         seq.num_registered = full
 
     def _known_hashes(self, program_id: str, segments: list[tuple[int, int]]) -> list[int]:

@@ -148,6 +148,16 @@ class KVCache:
         self._hash_of[block] = block_hash
         self._by_hash[block_hash] = block
 
+    def register_many(self, blocks: Sequence[int], hashes: Sequence[int]) -> None:
+        """``register`` for pairs of blocks and hashes."""
+        if not self.enable_prefix_caching:
+            return
+        hash_of, by_hash = self._hash_of, self._by_hash
+        for block, block_hash in zip(blocks, hashes, strict=True):
+            if hash_of[block] is None and block_hash not in by_hash:
+                hash_of[block] = block_hash
+                by_hash[block_hash] = block
+
     def release(self, table: BlockTable) -> None:
         """Drop all of ``table``'s references, last block first (so tails are evicted first)."""
         refs, owner, hash_of = self._refs, self._owner, self._hash_of
