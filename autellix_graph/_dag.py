@@ -41,13 +41,21 @@ class NodeKind(StrEnum):
 class Frontier:
     """The nodes the next node of a thread depends on."""
 
-    llm_ids: frozenset[str] = frozenset()
-    """Latest LLM calls (what the backend sees as parents)."""
-    node_ids: frozenset[str] = frozenset()
-    """Latest nodes of any kind (LLM, tool, interrupt)."""
+    llm_ids: tuple[str, ...] = ()
+    """Latest LLM calls (what the backend sees as parents), sorted."""
+    node_ids: tuple[str, ...] = ()
+    """Latest nodes of any kind (LLM, tool, interrupt), sorted."""
 
-    def __or__(self, other: Frontier) -> Frontier:
-        return Frontier(self.llm_ids | other.llm_ids, self.node_ids | other.node_ids)
+    @staticmethod
+    def merge(frontiers: Iterable[Frontier]) -> Frontier:
+        """The union of ``frontiers``, sorted once (a fan-in can have hundreds of parents,
+        shared by every task of the next superstep)."""
+        llm_ids: set[str] = set()
+        node_ids: set[str] = set()
+        for frontier in frontiers:
+            llm_ids.update(frontier.llm_ids)
+            node_ids.update(frontier.node_ids)
+        return Frontier(tuple(sorted(llm_ids)), tuple(sorted(node_ids)))
 
 
 EMPTY_FRONTIER = Frontier()
@@ -140,8 +148,8 @@ class _Thread:
     frontier: Frontier
     seq: int
     """Event counter when ``frontier`` was last set by the thread itself."""
-    trailing: frozenset[str] = frozenset()
-    """Tool nodes since the thread's last LLM call or interrupt."""
+    trailing: tuple[str, ...] = ()
+    """Tool nodes since the thread's last LLM call or interrupt, in arrival order."""
     groups: list[_Group] = field(default_factory=list)
     """Groups of child tasks (a subgraph run inside this task)."""
 
@@ -178,10 +186,8 @@ class DagBuilder:
             group = parent.groups[-1]
         else:
             if parent.groups:
-                previous = parent.groups[-1]
-                base = EMPTY_FRONTIER
-                for member in previous.members:
-                    base = base | self._end_frontier(member)
+                members = parent.groups[-1].members
+                base = Frontier.merge(self._end_frontier(m) for m in members)
             else:
                 base = self._end_frontier(parent_id)
             group = _Group(key, base, self._seq)
@@ -198,15 +204,14 @@ class DagBuilder:
         self._seq += 1
         if kind is NodeKind.TOOL:
             parents = frontier.node_ids
-            thread.trailing = thread.trailing | {node_id}
+            thread.trailing = (*thread.trailing, node_id)
         else:
-            parents = thread.trailing or frontier.node_ids
-            llm_ids = frozenset({node_id}) if kind is NodeKind.LLM else frontier.llm_ids
-            thread.frontier = Frontier(llm_ids, frozenset({node_id}))
-            thread.trailing = frozenset()
+            parents = tuple(sorted(thread.trailing)) if thread.trailing else frontier.node_ids
+            llm_ids = (node_id,) if kind is NodeKind.LLM else frontier.llm_ids
+            thread.frontier = Frontier(llm_ids, (node_id,))
+            thread.trailing = ()
             thread.seq = self._seq
-        llm_parents = tuple(sorted(frontier.llm_ids))
-        node = DagNode(node_id, kind, thread_id, tuple(sorted(parents)), llm_parents)
+        node = DagNode(node_id, kind, thread_id, parents, frontier.llm_ids)
         self._nodes.append(node)
         return node
 
@@ -230,19 +235,16 @@ class DagBuilder:
     def _frontier(self, thread_id: str) -> Frontier:
         thread = self._thread(thread_id)
         if thread.groups and thread.groups[-1].seq > thread.seq:
-            last = thread.groups[-1]
-            merged = EMPTY_FRONTIER
-            for member in last.members:
-                merged = merged | self._end_frontier(member)
-            thread.frontier = merged
-            thread.trailing = frozenset()
+            members = thread.groups[-1].members
+            thread.frontier = Frontier.merge(self._end_frontier(m) for m in members)
+            thread.trailing = ()
             thread.seq = self._seq
         return thread.frontier
 
     def _end_frontier(self, thread_id: str) -> Frontier:
         frontier = self._frontier(thread_id)
         trailing = self._threads[thread_id].trailing
-        return Frontier(frontier.llm_ids, trailing) if trailing else frontier
+        return Frontier(frontier.llm_ids, tuple(sorted(trailing))) if trailing else frontier
 
 
 def build_dag(events: Iterable[DagEvent]) -> Dag:

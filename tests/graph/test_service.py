@@ -15,7 +15,7 @@ from examples import chatbot, lats, map_reduce, react_bfcl
 from examples._common import ExampleRun, RunContext, shape, shape_from_program
 from tests.graph.test_handler import State, map_reduce_graph
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
