@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from autellix_backend.engines.base import EngineRequest, ProgramTag, RequestKind
+from autellix_backend.engines.base import EngineChunk, EngineRequest, ProgramTag, RequestKind
 from autellix_backend.engines.local_vllm import LocalVLLMEngine
 from autellix_backend.engines.replay import PriorityHint, ReplayResult, replay
 from autellix_backend.workloads.spec import ProgramSpec
@@ -25,7 +25,7 @@ def _request(call_id: str, tag: ProgramTag, *, max_tokens: int = 12) -> EngineRe
     )
 
 
-async def _collect(engine: LocalVLLMEngine, request: EngineRequest) -> list:  # type: ignore[type-arg]
+async def _collect(engine: LocalVLLMEngine, request: EngineRequest) -> list[EngineChunk]:
     return [chunk async for chunk in engine.generate(request)]
 
 
@@ -76,7 +76,9 @@ async def test_aborted_request_frees_its_slot(plas_engine: LocalVLLMEngine) -> N
 
 
 def _short_latency(result: ReplayResult) -> float:
-    return statistics.mean(p.latency for p in result.programs if p.program_id.startswith("short"))
+    return float(
+        statistics.mean(p.latency for p in result.programs if p.program_id.startswith("short"))
+    )
 
 
 def _check_complete(result: ReplayResult, programs: list[ProgramSpec]) -> None:

@@ -32,17 +32,29 @@ def calibrate(
     report: Annotated[
         Path | None, typer.Option(help="Also write the fit and fidelity figures as JSON here.")
     ] = None,
+    outlier_mads: Annotated[
+        float,
+        typer.Option(help="Drop steps this many MADs slower than the fit (0 keeps all)."),
+    ] = 5.0,
 ) -> None:
     """Measure step times on vLLM (prefill by length, decode by batch and context) and fit a
     simulator profile to them."""
-    result = asyncio.run(_calibrate(out, name, model, max_num_seqs, kv_cache_mib * 2**20, fidelity))
+    kv_bytes = kv_cache_mib * 2**20
+    outliers = outlier_mads if outlier_mads > 0 else None
+    result = asyncio.run(_calibrate(out, name, model, max_num_seqs, kv_bytes, fidelity, outliers))
     typer.echo(json.dumps(result, indent=2))
     if report is not None:
         report.write_text(json.dumps(result, indent=2) + "\n")
 
 
 async def _calibrate(
-    out: Path, name: str, model: str | None, max_num_seqs: int, kv_bytes: int, fidelity: bool
+    out: Path,
+    name: str,
+    model: str | None,
+    max_num_seqs: int,
+    kv_bytes: int,
+    fidelity: bool,
+    outlier_mads: float | None,
 ) -> dict[str, Any]:
     from autellix_backend.calibration.fidelity import compare
     from autellix_backend.calibration.fit import fit_profile
@@ -79,6 +91,7 @@ async def _calibrate(
                 name=name,
                 kv_capacity_tokens=kv_tokens,
                 description=f"fitted by autellix calibrate on {model or 'the tiny model'}",
+                outlier_mads=outlier_mads,
             )
             out.write_text(json.dumps(fit.profile.to_dict(), indent=2) + "\n")
             result: dict[str, Any] = {
