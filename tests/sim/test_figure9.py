@@ -4,7 +4,7 @@ critical path first, 14 otherwise), not the graph."""
 
 from __future__ import annotations
 
-from autellix_backend.core import Policy, SchedulerConfig
+from autellix_backend.core import Policy, SchedulerConfig, ServiceUnit
 from autellix_backend.sim import EngineConfig, SimConfig, run_simulation
 from autellix_backend.workloads import CallSpec, ProgramSpec, PromptSegment
 
@@ -44,7 +44,7 @@ def _figure9_program() -> ProgramSpec:
 def _makespan(policy: Policy) -> float:
     scheduler = SchedulerConfig(
         policy=policy,
-        service_unit="tokens",
+        service_unit=ServiceUnit.TOKENS,
         base_quantum=1.0,
         quantum_growth=1.0,
         num_queues=16,
@@ -52,7 +52,7 @@ def _makespan(policy: Policy) -> float:
         preemption=False,
     )
     config = SimConfig(scheduler=scheduler, engine=_unit_engine(1))
-    return run_simulation([_figure9_program()], config).makespan
+    return float(run_simulation([_figure9_program()], config).makespan)
 
 
 def test_figure9_atlas_exact_runs_the_critical_path_first() -> None:

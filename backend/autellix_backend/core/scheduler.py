@@ -221,12 +221,30 @@ class Scheduler:
         return order
 
     def _fill(self, order: Iterable[CallRecord], budget: BatchBudget) -> list[CallRecord]:
+        """Admit calls in priority order while they fit.
+
+        After the first waiting call that does not fit (with ``stop_at_first_misfit``), no
+        further waiting call is admitted, but lower-priority running calls that still fit keep
+        running: only the ones the budget has no room for are preempted, not all of them.
+        """
+        running = self.running
+        residents_left = len(running)
         scheduled: list[CallRecord] = []
+        stopped = False
         for call in order:
-            if budget.try_add(call, resident=call.call_id in self.running):
+            resident = call.call_id in running
+            if resident:
+                residents_left -= 1
+            elif stopped:
+                if residents_left == 0:
+                    break
+                continue
+            if budget.try_add(call, resident=resident):
                 scheduled.append(call)
-            elif self.config.stop_at_first_misfit:
-                break
+            elif self.config.stop_at_first_misfit and not resident:
+                stopped = True
+                if residents_left == 0:
+                    break
         return scheduled
 
     def _promote_starving(self, now: float) -> tuple[str, ...]:
