@@ -39,9 +39,9 @@ async def _started(engine: LocalVLLMEngine) -> AsyncIterator[LocalVLLMEngine]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def plas_engine() -> AsyncIterator[LocalVLLMEngine]:
-    engine = LocalVLLMEngine(
-        engine_id="plas", scheduler=SchedulerConfig(policy=Policy.PLAS), **ENGINE_ARGS
-    )
+    # A short Q1 quantum (not the core default) so that preemption shows within a few steps.
+    config = SchedulerConfig(policy=Policy.PLAS, base_quantum=0.05)
+    engine = LocalVLLMEngine(engine_id="plas", scheduler=config, **ENGINE_ARGS)
     async for started in _started(engine):
         yield started
 
