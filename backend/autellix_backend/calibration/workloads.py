@@ -4,6 +4,7 @@ real-engine benchmark of issue 4 (burst, Poisson mix, map-reduce plus chat)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from autellix_backend.workloads.spec import CallSpec, ProgramSpec, PromptSegment
 
@@ -122,7 +123,7 @@ def map_reduce_and_chat_high() -> list[ProgramSpec]:
     return map_reduce_and_chat(num_map_reduce=6, num_chat=18, rate=4.0)
 
 
-WORKLOADS = {
+WORKLOADS: dict[str, Callable[[], list[ProgramSpec]]] = {
     "burst": burst,
     "poisson": poisson_mix,
     "poisson_high": poisson_high,
