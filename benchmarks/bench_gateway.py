@@ -10,7 +10,7 @@ directly (a simulated engine served by ``autellix serve --engine sim``, steps ba
 with calling it through a gateway that fronts it (engine kind ``openai``): the difference is
 the gateway's cost per call (admission into the process table, routing, relaying, one more
 HTTP hop). ``throughput`` and ``programs`` drive a gateway with two in-process simulated
-engines.
+engines (``programs``: A100 cost model at ``--time-scale``, default 10x faster than real).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -80,30 +81,35 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def latencies(url: str, calls: int) -> list[float]:
-    out: list[float] = []
-    with httpx.Client(base_url=url, timeout=30) as client:
+def paired_latencies(urls: tuple[str, str], calls: int) -> tuple[list[float], list[float]]:
+    """Alternate calls between the two URLs so that both see the same machine load."""
+    out: tuple[list[float], list[float]] = ([], [])
+    clients = [httpx.Client(base_url=url, timeout=30) for url in urls]
+    try:
         for i in range(calls + 50):
-            start = time.perf_counter()
-            r = client.post("/v1/chat/completions", json=BODY)
-            elapsed = time.perf_counter() - start
-            r.raise_for_status()
-            if i >= 50:
-                out.append(elapsed * 1000)
+            for side, client in enumerate(clients):
+                start = time.perf_counter()
+                client.post("/v1/chat/completions", json=BODY).raise_for_status()
+                if i >= 50:
+                    out[side].append((time.perf_counter() - start) * 1000)
+    finally:
+        for client in clients:
+            client.close()
     return out
 
 
 def overhead(args: argparse.Namespace) -> None:
     with server({"engines": sim_engines(1, 0.0)}) as (engine_url, _):
-        gateway = {"engines": [{"kind": "openai", "id": "direct", "model": "sim", "url": engine_url}]}
+        gateway = {
+            "engines": [{"kind": "openai", "id": "direct", "model": "sim", "url": engine_url}]
+        }
         with server(gateway) as (gateway_url, _):
-            rows = []
-            for name, url in (("engine directly", engine_url), ("through the gateway", gateway_url)):
-                ms = sorted(latencies(url, args.calls))
-                rows.append((name, ms[len(ms) // 2], ms[int(len(ms) * 0.99)]))
-    for name, p50, p99 in rows:
-        print(f"{name:22s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
-    print(f"gateway overhead       p50 {rows[1][1] - rows[0][1]:7.2f} ms")
+            direct, through = paired_latencies((engine_url, gateway_url), args.calls)
+    for name, ms in (("engine directly", direct), ("through the gateway", through)):
+        ms = sorted(ms)
+        print(f"{name:22s} p50 {ms[len(ms) // 2]:7.2f} ms   p99 {ms[int(len(ms) * 0.99)]:7.2f} ms")
+    diffs = sorted(t - d for d, t in zip(direct, through, strict=True))
+    print(f"gateway overhead       p50 {statistics.median(diffs):7.2f} ms (paired differences)")
 
 
 async def _drive(url: str, seconds: float, concurrency: int) -> tuple[int, int]:
@@ -130,8 +136,10 @@ def throughput(args: argparse.Namespace) -> None:
     with server(config) as (url, _):
         asyncio.run(_drive(url, 2, args.concurrency))
         done, errors = asyncio.run(_drive(url, args.seconds, args.concurrency))
-    print(f"{done / args.seconds:8.1f} calls/s sustained ({done} calls, {errors} errors, "
-          f"{args.concurrency} concurrent clients, {args.seconds:.0f} s, 8 output tokens each)")
+    print(
+        f"{done / args.seconds:8.1f} calls/s sustained ({done} calls, {errors} errors, "
+        f"{args.concurrency} concurrent clients, {args.seconds:.0f} s, 8 output tokens each)"
+    )
 
 
 async def _programs(url: str, n: int, calls: int, round_: int) -> tuple[int, float, float]:
@@ -150,7 +158,11 @@ async def _programs(url: str, n: int, calls: int, round_: int) -> tuple[int, flo
                 if parents:
                     headers["X-Autellix-Parent-Ids"] = parents
                 body = {**BODY, "max_tokens": 16, "messages": [{"role": "user", "content": pid}]}
-                r = await client.post("/v1/chat/completions", json=body, headers=headers)
+                try:
+                    r = await client.post("/v1/chat/completions", json=body, headers=headers)
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
                 errors += r.status_code != 200
                 parents = f"c{c}"
             latencies.append(time.perf_counter() - start)
@@ -163,7 +175,7 @@ async def _programs(url: str, n: int, calls: int, round_: int) -> tuple[int, flo
 
 
 def programs(args: argparse.Namespace) -> None:
-    config = {"engines": sim_engines(2, 1.0), "limits": {"max_inflight_calls": 8192}}
+    config = {"engines": sim_engines(2, args.time_scale), "limits": {"max_inflight_calls": 8192}}
     with server(config) as (url, pid):
         start_rss = rss_mib(pid)
         for round_ in range(args.rounds):
@@ -181,7 +193,14 @@ def programs(args: argparse.Namespace) -> None:
             )
 
 
+def raise_open_file_limit() -> None:
+    """1,000 concurrent connections need more than the usual 1,024 descriptors per process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65_536)), hard))
+
+
 def main() -> None:
+    raise_open_file_limit()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("overhead")
@@ -193,6 +212,9 @@ def main() -> None:
     p.add_argument("--programs", type=int, default=1000)
     p.add_argument("--calls-per-program", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--time-scale", type=float, default=0.1, help="wall seconds per simulated A100 second"
+    )
     args = parser.parse_args()
     {"overhead": overhead, "throughput": throughput, "programs": programs}[args.what](args)
 

@@ -74,5 +74,6 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_config=None,
+        timeout_keep_alive=int(settings.keep_alive_s),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
     )

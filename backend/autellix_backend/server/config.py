@@ -102,6 +102,10 @@ class ServerConfig:
     """A health check slower than this counts as a failure."""
     shutdown_grace_s: float = 10.0
     """On shutdown, calls in flight get this long to finish."""
+    keep_alive_s: float = 60.0
+    """Idle keep-alive connections are closed after this long. Longer than uvicorn's 5 s
+    default: under load a short timer can fire before a pooled connection's next request
+    is read, and the client sees a reset."""
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
 
@@ -120,7 +124,7 @@ class ServerConfig:
             raise ConfigError(f"engine ids must be unique, got {ids}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be in 1..65535, got {self.port}")
-        for name in ("idle_timeout_s", "health_interval_s", "health_timeout_s"):
+        for name in ("idle_timeout_s", "health_interval_s", "health_timeout_s", "keep_alive_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
         if self.shutdown_grace_s < 0:

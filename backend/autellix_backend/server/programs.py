@@ -227,6 +227,9 @@ class ProgramRegistry:
         """
         if call.status.is_done:
             return
+        program = self.table.programs.get(call.program_id)
+        if program is None or program.calls.get(call.call_id) is not call:
+            return  # its program ended (and may have restarted) while the call was in flight
         if usage is not None:
             call.service = max(call.service, usage.service)
             call.num_output_tokens = usage.completion_tokens
