@@ -36,7 +36,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(
             uvicorn.Config(
-                self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+                self.app,
+                log_level="warning",
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+                timeout_keep_alive=int(config.keep_alive_s),
             )
         )
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -112,3 +112,23 @@ def _tagged_call(
         headers[HEADER_PARENT_IDS] = ",".join(parents)
     body = {"model": "sim", "messages": [{"role": "user", "content": call}], "max_tokens": 4}
     return client.post("/v1/chat/completions", json=body, headers=headers)
+
+
+def test_call_ids_are_scoped_by_program(server: LiveServer) -> None:
+    body = {**_LONG_STREAM}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        a = {HEADER_PROGRAM_ID: "scope-a", HEADER_CALL_ID: "c0"}
+        b = {HEADER_PROGRAM_ID: "scope-b", HEADER_CALL_ID: "c0"}
+        with client.stream("POST", "/v1/chat/completions", json=body, headers=a) as first:
+            second = client.post("/v1/chat/completions", json={**body, "stream": False}, headers=b)
+            assert first.status_code == 200 and second.status_code == 200
+        rows = [client.get(f"/v1/programs/{p}").json() for p in ("scope-a", "scope-b")]
+    assert [[c["call_id"] for c in row["calls"]] for row in rows] == [["c0"], ["c0"]]
+
+
+_LONG_STREAM = {
+    "model": "sim",
+    "messages": [{"role": "user", "content": "x"}],
+    "max_tokens": 50,
+    "stream": True,
+}

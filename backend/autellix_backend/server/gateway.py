@@ -24,7 +24,7 @@ from autellix_backend.server.openai_format import (
     usage_event,
 )
 from autellix_backend.server.pool import CallStream, EnginePool
-from autellix_backend.server.programs import ProgramRegistry, outer_id
+from autellix_backend.server.programs import ProgramRegistry, outer_call_id
 from autellix_backend.server.prompts import block_hashes, estimate_tokens
 from autellix_backend.server.schemas import ChatCompletionRequest, CompletionRequest
 from autellix_backend.server.tagging import CallTags
@@ -146,7 +146,7 @@ class Gateway:
             created=int(time.time()),
             record=record,
             session_program_id=session.program_id,
-            call_id=outer_id(session, record.call_id),
+            call_id=outer_call_id(record.call_id),
             stream=stream,
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )

@@ -6,8 +6,9 @@ engine-reported service is folded back when it completes. This module adds what 
 needs around it: ownership by API key, untagged single-call programs, idle expiry, a bound
 on the table's size, and each program's DAG view.
 
-Ids are namespaced by owner inside the table (``<owner>/<id>``), so two keys may use the same
-program or call ids and one key can never address another's programs.
+Program ids are namespaced by owner inside the table (``<owner>/<id>``) and call ids by
+program (``<program> <call>``), so two keys may use the same program ids, two programs the
+same call ids, and one key can never address another's programs.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class ProgramRegistry:
         program_id = tags.program_id or f"anon-{uuid.uuid4().hex}"
         key = _key(owner, program_id)
         session = self._sessions.get(key)
-        call_id = _key(owner, tags.call_id or f"call-{uuid.uuid4().hex}")
+        call_id = _call_key(key, tags.call_id or f"call-{uuid.uuid4().hex}")
         if call_id in self.table.calls:
             raise APIError(409, f"call {tags.call_id!r} is already in flight", code="conflict")
         created = session is None
@@ -191,7 +192,7 @@ class ProgramRegistry:
             call_id=call_id,
             program_id=key,
             thread_id=tags.thread_id,
-            parent_ids=tuple(_key(owner, p) for p in tags.parent_ids),
+            parent_ids=tuple(_call_key(key, p) for p in tags.parent_ids),
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
         )
@@ -202,7 +203,7 @@ class ProgramRegistry:
                 self._close(session)
             raise
         self._touch(session)
-        outer = _strip(owner, call_id)
+        outer = _strip_call(call_id)
         session.dag.upsert(
             DagNode(outer, "llm", thread_id=tags.thread_id), parent_ids=tags.parent_ids
         )
@@ -237,7 +238,7 @@ class ProgramRegistry:
         session = self._sessions.get(call.program_id)
         if session is None:
             return
-        session.dag.set_status(_strip(session.owner, call.call_id), status)
+        session.dag.set_status(_strip_call(call.call_id), status)
         self._touch(session)
         if session.ephemeral:
             self._close(session)
@@ -306,11 +307,16 @@ def _key(owner: str | None, value: str) -> str:
     return value if owner is None else f"{owner}/{value}"
 
 
-def _strip(owner: str | None, key: str) -> str:
-    """Inverse of ``_key``: a table id as its owner knows it."""
-    return key if owner is None else key[len(owner) + 1 :]
+def _call_key(program_key: str, call_id: str) -> str:
+    """Call ids are scoped by program; a space cannot occur in an id, so this is unambiguous."""
+    return f"{program_key} {call_id}"
 
 
-def outer_id(session: Session, key: str) -> str:
-    """A namespaced table id as the session's owner knows it."""
-    return _strip(session.owner, key)
+def _strip_call(key: str) -> str:
+    """Inverse of ``_call_key``: a call id as its client knows it."""
+    return key.rpartition(" ")[2]
+
+
+def outer_call_id(key: str) -> str:
+    """A call's table id as its client knows it."""
+    return _strip_call(key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autellix_backend.core import CallRecord, ProgramRecord
-from autellix_backend.server.programs import ProgramRegistry, Session, outer_id
+from autellix_backend.server.programs import ProgramRegistry, Session, outer_call_id
 from autellix_backend.server.schemas import (
     CallView,
     DagView,
@@ -74,9 +74,9 @@ def _summary(programs: ProgramRegistry, session: Session, record: ProgramRecord)
 
 def _call_view(session: Session, call: CallRecord, now: float) -> CallView:
     return CallView(
-        call_id=outer_id(session, call.call_id),
+        call_id=outer_call_id(call.call_id),
         thread_id=call.thread_id,
-        parent_ids=[outer_id(session, p) for p in call.parent_ids],
+        parent_ids=[outer_call_id(p) for p in call.parent_ids],
         status=call.status.name.lower(),
         engine_id=call.engine_id,
         priority=call.priority,
