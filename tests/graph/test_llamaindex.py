@@ -174,4 +174,9 @@ def test_workflow_calls_reach_the_service_tagged(
     (plan,) = by_step["plan"]
     assert all(c["parent_ids"] == [plan["call_id"]] for c in by_step["work"])
     (join,) = by_step["join"]
-    assert set(join["parent_ids"]) <= {c["call_id"] for c in by_step["work"]}
+    work_ids = {c["call_id"] for c in by_step["work"]}
+    # Workflows have no supersteps: the join depends on the calls of the steps that finished
+    # before it started, which may still include the plan call when a worker's exit is seen
+    # late; it always depends on a worker and never on anything outside the program.
+    assert set(join["parent_ids"]) & work_ids
+    assert set(join["parent_ids"]) <= work_ids | {plan["call_id"]}
