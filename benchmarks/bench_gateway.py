@@ -1,6 +1,7 @@
 """Gateway benchmarks: per-call overhead, sustained throughput, 1,000 concurrent programs.
 
     python benchmarks/bench_gateway.py overhead   [--calls 500]
+    python benchmarks/bench_gateway.py overhead-inproc [--calls 500]
     python benchmarks/bench_gateway.py throughput [--seconds 10] [--concurrency 64]
     python benchmarks/bench_gateway.py programs   [--programs 1000] [--calls-per-program 3]
 
@@ -113,6 +114,50 @@ def overhead(args: argparse.Namespace) -> None:
     print(f"gateway overhead       p50 {statistics.median(diffs):7.2f} ms (paired differences)")
 
 
+async def _direct_engine_ms(calls: int) -> list[float]:
+    """Latency of calling a simulated engine adapter in-process (no HTTP, no gateway)."""
+    from autellix_backend.engines.base import EngineRequest, ProgramTag, RequestKind
+    from autellix_backend.engines.simulated import SimulatedEngine
+
+    engine = SimulatedEngine(engine_id="direct", model="sim", time_scale=0.0)
+    await engine.start()
+    out: list[float] = []
+    try:
+        for i in range(calls + 50):
+            request = EngineRequest(
+                request_id=f"r{i}",
+                kind=RequestKind.CHAT,
+                body=BODY,
+                tag=ProgramTag(program_id=f"p{i}", call_id=f"c{i}"),
+                prompt_tokens=2,
+            )
+            start = time.perf_counter()
+            async for _ in engine.generate(request):
+                pass
+            if i >= 50:
+                out.append((time.perf_counter() - start) * 1000)
+    finally:
+        await engine.aclose()
+    return out
+
+
+def overhead_inproc(args: argparse.Namespace) -> None:
+    """The same in-process simulated engine called directly, and over HTTP through a gateway."""
+    direct = sorted(asyncio.run(_direct_engine_ms(args.calls)))
+    with server({"engines": sim_engines(1, 0.0)}) as (url, _), httpx.Client(base_url=url) as c:
+        through: list[float] = []
+        for i in range(args.calls + 50):
+            start = time.perf_counter()
+            c.post("/v1/chat/completions", json=BODY).raise_for_status()
+            if i >= 50:
+                through.append((time.perf_counter() - start) * 1000)
+    through.sort()
+    for name, ms in (("engine in-process", direct), ("HTTP through gateway", through)):
+        print(f"{name:22s} p50 {ms[len(ms) // 2]:7.2f} ms   p99 {ms[int(len(ms) * 0.99)]:7.2f} ms")
+    cost = through[len(through) // 2] - direct[len(direct) // 2]
+    print(f"gateway + HTTP cost    p50 {cost:7.2f} ms")
+
+
 async def _drive(url: str, seconds: float, concurrency: int) -> tuple[int, int]:
     done = errors = 0
     stop = time.monotonic() + seconds
@@ -220,6 +265,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("overhead")
     p.add_argument("--calls", type=int, default=500)
+    p = sub.add_parser("overhead-inproc")
+    p.add_argument("--calls", type=int, default=500)
     p = sub.add_parser("throughput")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--concurrency", type=int, default=64)
@@ -231,7 +278,13 @@ def main() -> None:
         "--time-scale", type=float, default=0.1, help="wall seconds per simulated A100 second"
     )
     args = parser.parse_args()
-    {"overhead": overhead, "throughput": throughput, "programs": programs}[args.what](args)
+    commands = {
+        "overhead": overhead,
+        "overhead-inproc": overhead_inproc,
+        "throughput": throughput,
+        "programs": programs,
+    }
+    commands[args.what](args)
 
 
 if __name__ == "__main__":
