@@ -18,7 +18,7 @@ class StepSample:
     model_s: float
     """Forward time: end of ``schedule()`` to start of ``update_from_output()``."""
     overhead_s: float
-    """Scheduler and output-processing time around it."""
+    """Scheduler, output-processing and engine-loop time around it."""
     prefill_chunks: tuple[tuple[int, int], ...]
     """(new tokens, cached tokens before them) of each prefill chunk."""
     num_decode_seqs: int
@@ -51,7 +51,8 @@ def read_step_log(path: str | Path) -> list[StepSample]:
                 StepSample(
                     model_s=float(data["model_s"]),
                     overhead_s=float(data.get("schedule_s", 0.0))
-                    + float(data.get("update_s", 0.0)),
+                    + float(data.get("update_s", 0.0))
+                    + float(data.get("loop_s", 0.0)),
                     prefill_chunks=tuple((int(n), int(c)) for n, c in data["prefill_chunks"]),
                     num_decode_seqs=int(data["num_decode_seqs"]),
                     num_decode_context_tokens=int(data["num_decode_context_tokens"]),

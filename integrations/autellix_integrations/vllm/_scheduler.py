@@ -69,6 +69,8 @@ class AutellixScheduler(Scheduler):
         self._step_log = StepLog(settings.step_log) if settings.step_log else None
         self._schedule_s = 0.0
         self._update_s = 0.0
+        self._loop_s = 0.0
+        self._busy_since: float | None = None
         if self.policy is not SchedulingPolicy.FCFS:
             logger.warning("Autellix orders requests itself; --scheduling-policy is ignored")
         # Order comes from the core; vLLM's queues only hold it, and running[-1] (vLLM's own
@@ -116,6 +118,7 @@ class AutellixScheduler(Scheduler):
 
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:
         now = time.monotonic()
+        self._loop_s = now - self._busy_since if self._busy_since is not None else 0.0
         decision = self.autellix.schedule(self._budget(), now)
         self._preempt(decision, now)
         held = self._admit_only(decision)
@@ -138,7 +141,9 @@ class AutellixScheduler(Scheduler):
         if self._step_log is not None and scheduler_output.total_num_scheduled_tokens > 0:
             self._step_log.write(self._step_record(scheduler_output, progress, step_time))
         outputs = super().update_from_output(scheduler_output, model_runner_output)
-        self._update_s = time.monotonic() - now
+        done = time.monotonic()
+        self._update_s = done - now
+        self._busy_since = done if self.has_unfinished_requests() else None
         return outputs
 
     # Phases --------------------------------------------------------------------
@@ -274,6 +279,7 @@ class AutellixScheduler(Scheduler):
             num_decode_context_tokens=num_context,
             num_sampled=sum(1 for n in sampled.values() if n > 0),
             update_s=self._update_s,
+            loop_s=self._loop_s,
         )
 
     def _close_call(self, request: Request) -> ServiceReport | None:

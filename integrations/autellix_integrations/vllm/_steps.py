@@ -28,6 +28,9 @@ class StepRecord:
     """Calls that produced a token in the step."""
     update_s: float = 0.0
     """Time spent in ``update_from_output()`` (output processing, the previous step's)."""
+    loop_s: float = 0.0
+    """Engine-loop time between the previous ``update_from_output()`` and this ``schedule()``
+    while requests were pending (input and output IPC); 0 after an idle wait."""
 
     @property
     def num_tokens(self) -> int:
