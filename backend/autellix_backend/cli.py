@@ -17,6 +17,7 @@ def _root() -> None:
 def main() -> None:
     app()
 
+
 import autellix_backend.bench.cli  # noqa: E402  (registers `autellix bench`)
 import autellix_backend.models.commands  # noqa: E402  (`autellix model`, `calibrate`)
 import autellix_backend.server.cli  # noqa: E402, F401  (registers `autellix serve`)
