@@ -62,6 +62,8 @@ class CallArrival:
             raise InvalidCallError("call_id must be a non-empty string")
         if not self.program_id:
             raise InvalidCallError("program_id must be a non-empty string")
+        if not self.thread_id:
+            raise InvalidCallError("thread_id must be a non-empty string")
         if self.prompt_tokens < 0:
             raise InvalidCallError(f"prompt_tokens must be >= 0, got {self.prompt_tokens}")
         if self.max_tokens is not None and self.max_tokens < 0:
@@ -222,6 +224,16 @@ class ProcessTable:
         del self.programs[program_id]
         return program
 
+    def add_thread(self, program_id: str, thread_id: str) -> ThreadRecord:
+        """The row of ``thread_id`` in ``program_id``, created if the program has none yet."""
+        if not thread_id:
+            raise InvalidCallError("thread_id must be a non-empty string")
+        program = self.program(program_id)
+        thread = program.threads.get(thread_id)
+        if thread is None:
+            thread = program.threads[thread_id] = ThreadRecord(thread_id)
+        return thread
+
     # Calls --------------------------------------------------------------------
 
     def call(self, call_id: str) -> CallRecord:
@@ -254,9 +266,7 @@ class ProcessTable:
         program.calls[call.call_id] = call
         program.num_calls += 1
         program.last_arrival = now
-        thread = program.threads.get(call.thread_id)
-        if thread is None:
-            thread = program.threads[call.thread_id] = ThreadRecord(call.thread_id)
+        thread = self.add_thread(program.program_id, call.thread_id)
         thread.active_call_ids.add(call.call_id)
         thread.num_calls += 1
         thread.last_arrival = now

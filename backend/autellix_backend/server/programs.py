@@ -25,7 +25,6 @@ from autellix_backend.core import (
     ProcessTable,
     ProgramRecord,
     ProgramTracker,
-    ThreadRecord,
 )
 from autellix_backend.engines.base import EngineUsage, ProgramTag
 from autellix_backend.server.config import Limits
@@ -297,9 +296,8 @@ class ProgramRegistry:
 
     def add_thread(self, session: Session, thread_id: str, parent_thread_id: str | None) -> None:
         """Record a thread the front end reported (it may have issued no LLM call yet)."""
-        program = self.table.programs.get(session.key)
-        if program is not None and thread_id not in program.threads:
-            program.threads[thread_id] = ThreadRecord(thread_id)
+        if session.key in self.table:
+            self.table.add_thread(session.key, thread_id)
         session.dag.add_thread(thread_id, parent_thread_id)
 
 
