@@ -3,6 +3,7 @@ a client that leaves aborts its engine request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -92,3 +93,26 @@ def _aborted(live: LiveServer) -> float:
 
 def _aborted_reaches(live: LiveServer, count: float) -> bool:
     return _aborted(live) == count
+
+
+def test_a_busy_engine_whose_probe_times_out_keeps_serving(serve: Any) -> None:
+    """A probe that times out (a loaded CPU engine) must not fail the calls in flight;
+    only MAX_PROBE_TIMEOUTS timeouts in a row take the engine out of rotation."""
+    live: LiveServer = serve(sim_config(1, health_interval_s=0.2, health_timeout_s=0.1))
+    engine = live.engine("sim-0")
+
+    async def slow_probe() -> bool:
+        await asyncio.sleep(0.5)
+        return True
+
+    real_probe = engine.health
+    with httpx.Client(base_url=live.url, timeout=60) as client:
+        live.run(setattr, engine, "health", slow_probe)
+        # One or two probes have timed out: the engine is still in rotation and serving.
+        time.sleep(0.45)
+        assert client.get("/healthz").status_code == 200
+        assert client.post("/v1/chat/completions", json=SHORT).status_code == 200
+        # Timeouts keep coming: after MAX_PROBE_TIMEOUTS in a row the engine leaves rotation.
+        _wait_for(lambda: client.get("/healthz").status_code == 503)
+        live.run(setattr, engine, "health", real_probe)
+        _wait_for(lambda: client.get("/healthz").status_code == 200)

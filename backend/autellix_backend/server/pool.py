@@ -22,6 +22,10 @@ log = logging.getLogger("autellix.server.pool")
 ABORT_TIMEOUT_S = 5.0
 
 
+MAX_PROBE_TIMEOUTS = 3
+"""Health probes in a row that may time out before an engine leaves rotation."""
+
+
 @dataclass(slots=True, eq=False)
 class EngineSlot:
     """One engine and the gateway's state about it."""
@@ -30,6 +34,8 @@ class EngineSlot:
     healthy: bool = False
     last_error: str | None = None
     inflight: dict[str, CallStream] = field(default_factory=dict)
+    num_probe_timeouts: int = 0
+    """Health probes in a row that timed out (a busy engine answers late, a dead one never)."""
 
     @property
     def engine_id(self) -> str:
@@ -183,13 +189,26 @@ class EnginePool:
             self._notify(slot)
 
     async def check(self, slot: EngineSlot) -> bool:
-        """Probe one engine and update its rotation state."""
+        """Probe one engine and update its rotation state.
+
+        An engine that answers "unhealthy" or raises leaves rotation at once. One that only
+        times out is busy as often as it is dead (a CPU engine under load answers its probe
+        late), so it leaves after ``MAX_PROBE_TIMEOUTS`` timeouts in a row: a slow probe must
+        not fail the calls the engine is serving.
+        """
         try:
             ok = await asyncio.wait_for(slot.adapter.health(), self.health_timeout_s)
             reason = "health check failed"
+        except TimeoutError:
+            slot.num_probe_timeouts += 1
+            if slot.healthy and slot.num_probe_timeouts < MAX_PROBE_TIMEOUTS:
+                log.warning("health probe of %s timed out; keeping it in rotation", slot.engine_id)
+                return True
+            ok, reason = False, f"health check timed out {slot.num_probe_timeouts} times in a row"
         except Exception as exc:
             ok, reason = False, f"health check raised {type(exc).__name__}: {exc}"
         if ok:
+            slot.num_probe_timeouts = 0
             self._mark_healthy(slot)
         else:
             self.mark_failed(slot, reason)
