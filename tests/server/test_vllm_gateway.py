@@ -62,3 +62,21 @@ def test_disconnect_aborts_the_vllm_request(vllm_server: LiveServer) -> None:
     while vllm_server.run(lambda: engine.load().num_calls) != 0:
         assert time.monotonic() < deadline, "the engine kept generating for a gone client"
         time.sleep(0.1)
+
+
+def test_a_prompt_longer_than_the_model_is_a_400_and_the_engine_keeps_serving(
+    vllm_server: LiveServer,
+) -> None:
+    """The engine rejects the request, not itself: other programs lose nothing."""
+    body = {"model": "tiny", "prompt": "tool docs " * 6000, "max_tokens": 4}
+    r = httpx.post(f"{vllm_server.url}/v1/completions", json=body, timeout=120)
+    assert r.status_code == 400, r.text
+    assert "context length" in r.json()["error"]["message"]
+    health = httpx.get(f"{vllm_server.url}/healthz").json()
+    assert health["engines"] == {"vllm-0": True}
+    ok = httpx.post(
+        f"{vllm_server.url}/v1/completions",
+        json={"model": "tiny", "prompt": "Hello", "max_tokens": 2},
+        timeout=120,
+    )
+    assert ok.status_code == 200

@@ -68,7 +68,7 @@ class LocalVLLMEngine(EngineAdapter):
         plugin: bool = True,
         scheduling_policy: str = "fcfs",
         max_num_seqs: int = 16,
-        max_model_len: int = 4096,
+        max_model_len: int = 16384,
         block_size: int = 32,
         kv_cache_memory_bytes: int | None = 256 * 2**20,
         default_max_tokens: int = 256,
@@ -185,9 +185,7 @@ class LocalVLLMEngine(EngineAdapter):
         except EngineError:
             raise
         except Exception as exc:
-            if isinstance(exc, ValueError | TypeError):
-                raise
-            raise EngineError(f"vLLM engine {self.engine_id} failed: {exc}") from exc
+            raise self._classify(llm, exc) from exc
         finally:
             self._live.discard(request.request_id)
             if not finished:
@@ -199,6 +197,20 @@ class LocalVLLMEngine(EngineAdapter):
                 await self._llm.abort(request_id)
 
     # Helpers -------------------------------------------------------------------
+
+    def _classify(self, llm: AsyncLLM, exc: Exception) -> Exception:
+        """A request the engine rejected (ValueError: 400) vs an engine that died (EngineError).
+
+        Only a dead engine may take itself out of rotation: a prompt longer than the model's
+        context must cost its own caller a 400, not every other program its calls.
+        """
+        from vllm.exceptions import VLLMClientError
+
+        if isinstance(exc, ValueError | TypeError | VLLMClientError):
+            return ValueError(str(exc))
+        if llm.errored:
+            return EngineError(f"vLLM engine {self.engine_id} failed: {exc}")
+        return RuntimeError(f"vLLM engine {self.engine_id} could not serve the call: {exc}")
 
     def _require(self) -> AsyncLLM:
         if self._llm is None:

@@ -122,6 +122,9 @@ class OpenAIHTTPEngine(EngineAdapter):
             async with client.stream("POST", _PATHS[request.kind], json=body) as response:
                 if response.status_code >= 400:
                     detail = (await response.aread()).decode(errors="replace")[:500]
+                    if 400 <= response.status_code < 500 and response.status_code != 408:
+                        # The engine is fine; it rejected this request (e.g. prompt too long).
+                        raise ValueError(f"engine answered {response.status_code}: {detail}")
                     raise EngineError(
                         f"engine {self.engine_id} answered {response.status_code}: {detail}"
                     )

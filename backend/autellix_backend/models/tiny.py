@@ -52,7 +52,7 @@ class TinyModelSpec:
     num_key_value_heads: int = 4
     vocab_size: int = 2048
     """Target BPE vocabulary; the config's vocab is the tokenizer's size padded to 64."""
-    max_position_embeddings: int = 4096
+    max_position_embeddings: int = 16384
     dtype: str = "bfloat16"
 
     def __post_init__(self) -> None:
