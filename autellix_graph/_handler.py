@@ -7,9 +7,7 @@ never raises into the app: a failure is logged and the run goes on untraced.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import logging
 import re
 import threading
 import uuid
@@ -17,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
@@ -29,6 +27,7 @@ from opentelemetry.util.types import AttributeValue
 from autellix_graph import protocol
 from autellix_graph._context import CallTag, current_call
 from autellix_graph._dag import ROOT_THREAD_ID, DagBuilder, NodeKind, RunResumed
+from autellix_graph._hooks import guarded
 from autellix_graph._runtime import Runtime
 from autellix_graph._settings import Settings
 from autellix_graph._tracing import (
@@ -41,8 +40,6 @@ from autellix_graph._tracing import (
 if TYPE_CHECKING:
     from langchain_core.outputs import LLMResult
 
-_log = logging.getLogger(__name__)
-_P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 _INTERRUPTS = frozenset({"GraphInterrupt", "NodeInterrupt"})
@@ -87,19 +84,6 @@ class _Run:
     tag: CallTag | None = None
     previous_tag: CallTag | None = None
     owns_program: bool = False
-
-
-def _guarded(method: Callable[_P, None]) -> Callable[_P, None]:
-    """Run a hook; log and swallow anything it raises (a tracing bug must not break the app)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
-        try:
-            method(*args, **kwargs)
-        except Exception:
-            _log.debug("autellix_graph: %s failed", method.__name__, exc_info=True)
-
-    return wrapper
 
 
 def _safe_id(namespace: str) -> str:
@@ -220,7 +204,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
 
     # Chains: the graph (program), its tasks (threads) and everything nested in them ---------
 
-    @_guarded
+    @guarded
     def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
@@ -255,7 +239,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         )
         self._runs[run_id] = _Run(run_id, program, namespace, _Kind.TASK, span)
 
-    @_guarded
+    @guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id, None)
         if run is None or run.run_id != run_id:
@@ -265,7 +249,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         else:
             run.span.end()
 
-    @_guarded
+    @guarded
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id, None)
         if run is None or run.run_id != run_id:
@@ -282,7 +266,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
 
     # LLM calls ------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def on_chat_model_start(
         self,
         serialized: dict[str, Any] | None,
@@ -295,7 +279,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._start_call(run_id, parent_run_id, metadata, kwargs)
 
-    @_guarded
+    @guarded
     def on_llm_start(
         self,
         serialized: dict[str, Any] | None,
@@ -308,7 +292,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._start_call(run_id, parent_run_id, metadata, kwargs)
 
-    @_guarded
+    @guarded
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._end_call(run_id)
         if run is None:
@@ -322,7 +306,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         if run.owns_program:
             self._finish_program(run, None)
 
-    @_guarded
+    @guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._end_call(run_id)
         if run is None:
@@ -334,7 +318,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
 
     # Tools ----------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def on_tool_start(
         self,
         serialized: dict[str, Any] | None,
@@ -362,13 +346,13 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         )
         self._runs[run_id] = _Run(run_id, program, thread_id, _Kind.TOOL, span)
 
-    @_guarded
+    @guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id, None)
         if run is not None and run.run_id == run_id:
             run.span.end()
 
-    @_guarded
+    @guarded
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id, None)
         if run is not None and run.run_id == run_id:

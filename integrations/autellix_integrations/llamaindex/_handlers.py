@@ -10,7 +10,6 @@ first call depends on the steps that finished before it started).
 from __future__ import annotations
 
 import inspect
-import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from autellix_graph import protocol
 from autellix_graph._context import CallTag, current_call
 from autellix_graph._dag import ROOT_THREAD_ID, DagBuilder, NodeKind
+from autellix_graph._hooks import guarded
 from autellix_graph._runtime import Runtime
 from autellix_graph._tracing import (
     node_attributes,
@@ -41,7 +41,6 @@ from autellix_graph._tracing import (
     traceparent,
 )
 
-_log = logging.getLogger(__name__)
 _UUID_SUFFIX = 37
 """``-`` plus a UUID: how LlamaIndex ends every span id."""
 _START_EVENTS = (LLMChatStartEvent, LLMCompletionStartEvent)
@@ -112,6 +111,7 @@ class AutellixSpanHandler(BaseSpanHandler[SimpleSpan]):
     def class_name(cls) -> str:
         return "AutellixSpanHandler"
 
+    @guarded
     def span_enter(
         self,
         id_: str,
@@ -121,11 +121,9 @@ class AutellixSpanHandler(BaseSpanHandler[SimpleSpan]):
         tags: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            self._enter(id_, instance, parent_id)
-        except Exception:
-            _log.debug("autellix llamaindex span_enter failed", exc_info=True)
+        self._enter(id_, instance, parent_id)
 
+    @guarded
     def span_exit(
         self,
         id_: str,
@@ -134,11 +132,9 @@ class AutellixSpanHandler(BaseSpanHandler[SimpleSpan]):
         result: Any | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            self._exit(id_, None)
-        except Exception:
-            _log.debug("autellix llamaindex span_exit failed", exc_info=True)
+        self._exit(id_, None)
 
+    @guarded
     def span_drop(
         self,
         id_: str,
@@ -147,10 +143,7 @@ class AutellixSpanHandler(BaseSpanHandler[SimpleSpan]):
         err: BaseException | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            self._exit(id_, err)
-        except Exception:
-            _log.debug("autellix llamaindex span_drop failed", exc_info=True)
+        self._exit(id_, err)
 
     def new_span(self, *args: Any, **kwargs: Any) -> SimpleSpan | None:
         return None
@@ -228,14 +221,12 @@ class AutellixEventHandler(BaseEventHandler):
     def class_name(cls) -> str:
         return "AutellixEventHandler"
 
+    @guarded
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        try:
-            if isinstance(event, _START_EVENTS):
-                self._start_call(event)
-            elif isinstance(event, _END_EVENTS):
-                self._end_call(event)
-        except Exception:
-            _log.debug("autellix llamaindex event handler failed", exc_info=True)
+        if isinstance(event, _START_EVENTS):
+            self._start_call(event)
+        elif isinstance(event, _END_EVENTS):
+            self._end_call(event)
 
     def _start_call(self, event: BaseEvent) -> None:
         state = self._state
