@@ -24,18 +24,28 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from autellix_graph import _langchain_calls as lc
 from autellix_graph import protocol
+from autellix_graph._attributes import (
+    INPUT_VALUE,
+    OUTPUT_VALUE,
+    content_attributes,
+    end_ok,
+    llm_request_attributes,
+    llm_response_attributes,
+    llm_span_name,
+    node_attributes,
+    program_attributes,
+    thread_attributes,
+    tool_input_attributes,
+    tool_output_attributes,
+)
 from autellix_graph._context import CallTag, current_call
 from autellix_graph._dag import ROOT_THREAD_ID, DagBuilder, NodeKind, RunResumed
 from autellix_graph._hooks import guarded
 from autellix_graph._runtime import Runtime
 from autellix_graph._settings import Settings
-from autellix_graph._tracing import (
-    node_attributes,
-    program_attributes,
-    thread_attributes,
-    traceparent,
-)
+from autellix_graph._tracing import traceparent
 
 if TYPE_CHECKING:
     from langchain_core.outputs import LLMResult
@@ -68,6 +78,8 @@ class _Program:
     graph_name: str
     span: Span
     langgraph_thread_id: str | None
+    session_id: str | None
+    """The conversation (LangGraph ``thread_id``, ``session_id`` metadata) or None."""
     dag: DagBuilder = field(default_factory=DagBuilder)
     lock: threading.Lock = field(default_factory=threading.Lock)
     session_open: bool = False
@@ -123,19 +135,6 @@ def _start_span(
 
 def _exception_name(error: BaseException) -> str:
     return type(error).__name__
-
-
-def _usage(response: LLMResult) -> tuple[int | None, int | None]:
-    """(input, output) token counts from a LangChain result, if the model reported them."""
-    usage = (response.llm_output or {}).get("token_usage") or {}
-    if usage:
-        return usage.get("prompt_tokens"), usage.get("completion_tokens")
-    for generations in response.generations:
-        for generation in generations:
-            metadata = getattr(getattr(generation, "message", None), "usage_metadata", None)
-            if metadata:
-                return metadata.get("input_tokens"), metadata.get("output_tokens")
-    return None, None
 
 
 class AutellixCallbackHandler(BaseCallbackHandler):
@@ -219,7 +218,9 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         if runtime is None:
             return
         if parent_run_id is None:
-            self._start_program(runtime, run_id, metadata or {}, kwargs.get("name"))
+            program = self._start_program(runtime, run_id, metadata or {}, kwargs.get("name"))
+            if program is not None:
+                self._capture(runtime, program.span, INPUT_VALUE, inputs)
             return
         parent = self._runs.get(parent_run_id)
         if parent is None:
@@ -235,8 +236,12 @@ class AutellixCallbackHandler(BaseCallbackHandler):
             step = int(metadata.get("langgraph_step", 0))
             info = program.dag.start_task(namespace, node_name, step)
         span = _start_span(
-            runtime, node_name, parent.span, lambda: thread_attributes(program.program_id, info)
+            runtime,
+            node_name,
+            parent.span,
+            lambda: thread_attributes(program.program_id, info, program.session_id),
         )
+        self._capture(runtime, span, INPUT_VALUE, inputs)
         self._runs[run_id] = _Run(run_id, program, namespace, _Kind.TASK, span)
 
     @guarded
@@ -244,10 +249,13 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         run = self._runs.pop(run_id, None)
         if run is None or run.run_id != run_id:
             return
+        runtime = self._runtime
+        if runtime is not None:
+            self._capture(runtime, run.span, OUTPUT_VALUE, outputs)
         if run.kind is _Kind.ROOT:
             self._finish_program(run, None)
         else:
-            run.span.end()
+            end_ok(run.span)
 
     @guarded
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -260,9 +268,11 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         if run.kind is _Kind.ROOT:
             self._finish_program(run, None if name in _BUBBLE_UPS else error)
             return
-        if name not in _BUBBLE_UPS:
+        if name in _BUBBLE_UPS:
+            end_ok(run.span)
+        else:
             self._mark_error(run.span, error)
-        run.span.end()
+            run.span.end()
 
     # LLM calls ------------------------------------------------------------------------------
 
@@ -277,7 +287,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start_call(run_id, parent_run_id, metadata, kwargs)
+        self._start_call(run_id, parent_run_id, metadata, kwargs, serialized, messages, True)
 
     @guarded
     def on_llm_start(
@@ -290,19 +300,19 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start_call(run_id, parent_run_id, metadata, kwargs)
+        self._start_call(run_id, parent_run_id, metadata, kwargs, serialized, prompts, False)
 
     @guarded
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._end_call(run_id)
         if run is None:
             return
-        input_tokens, output_tokens = _usage(response)
-        if input_tokens is not None:
-            run.span.set_attribute(protocol.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
-        if output_tokens is not None:
-            run.span.set_attribute(protocol.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
-        run.span.end()
+        runtime = self._runtime
+        if run.span.is_recording() and runtime is not None:
+            capture = runtime.settings.capture_content
+            described = lc.llm_response(response)
+            run.span.set_attributes(llm_response_attributes(described, capture_content=capture))
+        end_ok(run.span)
         if run.owns_program:
             self._finish_program(run, None)
 
@@ -342,15 +352,20 @@ class AutellixCallbackHandler(BaseCallbackHandler):
             runtime,
             f"execute_tool {name}",
             parent.span,
-            lambda: node_attributes(program.program_id, node, str(name)),
+            lambda: node_attributes(program.program_id, node, str(name), program.session_id),
         )
+        if runtime.settings.capture_content and span.is_recording():
+            span.set_attributes(tool_input_attributes(str(input_str)))
         self._runs[run_id] = _Run(run_id, program, thread_id, _Kind.TOOL, span)
 
     @guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id, None)
         if run is not None and run.run_id == run_id:
-            run.span.end()
+            runtime = self._runtime
+            if runtime is not None and runtime.settings.capture_content and run.span.is_recording():
+                run.span.set_attributes(tool_output_attributes(getattr(output, "content", output)))
+            end_ok(run.span)
 
     @guarded
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -373,20 +388,24 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         graph_name = name or "program"
         thread_key = metadata.get("thread_id")
         langgraph_thread_id = None if thread_key is None else str(thread_key)
+        session_id = lc.session_id(metadata)
         program = self._resume(langgraph_thread_id)
         if program is None:
             program_id = str(metadata.get(protocol.PROGRAM_ID_METADATA_KEY) or uuid.uuid4().hex)
             span = _start_span(
-                runtime, graph_name, None, lambda: program_attributes(program_id, graph_name)
+                runtime,
+                graph_name,
+                None,
+                lambda: program_attributes(program_id, graph_name, session_id),
             )
-            program = _Program(program_id, graph_name, span, langgraph_thread_id)
+            program = _Program(program_id, graph_name, span, langgraph_thread_id, session_id)
         else:
             resumed = program
             program.span = _start_span(
                 runtime,
                 graph_name,
                 None,
-                lambda: program_attributes(resumed.program_id, graph_name),
+                lambda: program_attributes(resumed.program_id, graph_name, resumed.session_id),
             )
         self._runs[run_id] = _Run(run_id, program, ROOT_THREAD_ID, _Kind.ROOT, program.span)
         return program
@@ -408,7 +427,9 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         program = run.program
         if error is not None:
             self._mark_error(program.span, error)
-        program.span.end()
+            program.span.end()
+        else:
+            end_ok(program.span)
         runtime = self._runtime
         with program.lock:
             was_open, program.session_open = program.session_open, False
@@ -427,6 +448,9 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None,
         metadata: dict[str, Any] | None,
         kwargs: Mapping[str, Any],
+        serialized: Mapping[str, Any] | None,
+        messages: Any,
+        chat: bool,
     ) -> None:
         runtime = self._runtime
         if runtime is None:
@@ -452,12 +476,21 @@ class AutellixCallbackHandler(BaseCallbackHandler):
             program.session_open = True
         if open_session and runtime.sessions is not None:
             runtime.sessions.start(program.program_id)
-        model = (metadata or {}).get("ls_model_name")
+        described = lc.llm_request(
+            serialized,
+            metadata,
+            kwargs.get("invocation_params"),
+            lc.chat_messages(messages) if chat else lc.prompt_messages(messages),
+        )
+        capture = runtime.settings.capture_content
         span = _start_span(
             runtime,
-            f"chat {model}" if model else "chat",
+            llm_span_name(described),
             parent.span,
-            lambda: node_attributes(program.program_id, node, model),
+            lambda: {
+                **node_attributes(program.program_id, node, described.model, program.session_id),
+                **llm_request_attributes(described, capture_content=capture),
+            },
         )
         tag = CallTag(
             program.program_id, thread_id, call_id, node.llm_parent_ids, traceparent(span)
@@ -486,12 +519,19 @@ class AutellixCallbackHandler(BaseCallbackHandler):
             program.interrupted_threads.add(run.thread_id)
             node = program.dag.add_node(uuid.uuid4().hex, NodeKind.INTERRUPT, run.thread_id)
         if runtime is not None:
-            _start_span(
+            span = _start_span(
                 runtime,
                 "interrupt",
                 run.span,
-                lambda: node_attributes(program.program_id, node, None),
-            ).end()
+                lambda: node_attributes(program.program_id, node, None, program.session_id),
+            )
+            end_ok(span)
+
+    @staticmethod
+    def _capture(runtime: Runtime, span: Span, name: str, value: Any) -> None:
+        """Put a graph's or task's input or output on its span, if content is captured."""
+        if runtime.settings.capture_content and span.is_recording():
+            span.set_attributes(content_attributes(name, value))
 
     @staticmethod
     def _mark_error(span: Span, error: BaseException) -> None:

@@ -10,6 +10,15 @@ from typing import Any
 from autellix_graph import protocol
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_CAPTURE = _TRUE | {"span_only", "span_and_event"}
+"""Values of ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` that put content on spans."""
+
+ENV_CAPTURE_CONTENT = "AUTELLIX_CAPTURE_CONTENT"
+ENV_OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""OpenTelemetry GenAI instrumentations' switch, honoured when ``AUTELLIX_*`` is unset."""
+ENV_PROJECT_NAME = "AUTELLIX_PROJECT_NAME"
+ENV_PHOENIX_PROJECT_NAME = "PHOENIX_PROJECT_NAME"
+"""Phoenix's own project variable, honoured when ``AUTELLIX_PROJECT_NAME`` is unset."""
 
 
 class SettingsError(ValueError):
@@ -37,6 +46,16 @@ class Settings:
     the run ends or fails (needs ``base_url``)."""
     timeout: float = 2.0
     """Seconds the background session calls may take; they never block the app."""
+    capture_content: bool = False
+    """Record prompts, completions, tool arguments and results, and graph inputs and outputs
+    on spans (env ``AUTELLIX_CAPTURE_CONTENT=1``, or OpenTelemetry's
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``). Off by default: content may
+    hold personal data."""
+    project_name: str | None = None
+    """Project the exported spans belong to, as the ``openinference.project.name`` resource
+    attribute Phoenix and Arize group traces by (env ``AUTELLIX_PROJECT_NAME``, else
+    ``PHOENIX_PROJECT_NAME``). Applies to the provider the middleware makes for
+    ``otlp_endpoint`` / ``base_url``; your own ``tracer_provider`` keeps its resource."""
 
     def __post_init__(self) -> None:
         for name in ("base_url", "otlp_endpoint"):
@@ -55,6 +74,8 @@ class Settings:
             api_key=env.get(protocol.ENV_API_KEY) or None,
             otlp_endpoint=env.get(protocol.ENV_OTLP_ENDPOINT) or None,
             disabled=env.get(protocol.ENV_DISABLED, "").strip().lower() in _TRUE,
+            capture_content=_capture_content(env),
+            project_name=env.get(ENV_PROJECT_NAME) or env.get(ENV_PHOENIX_PROJECT_NAME) or None,
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -84,3 +105,11 @@ class Settings:
             return self.otlp_endpoint
         root = self.service_root
         return None if root is None else f"{root}/v1/traces"
+
+
+def _capture_content(env: Mapping[str, str]) -> bool:
+    """``AUTELLIX_CAPTURE_CONTENT`` if set, else OpenTelemetry's GenAI capture switch."""
+    own = env.get(ENV_CAPTURE_CONTENT)
+    if own is not None and own.strip():
+        return own.strip().lower() in _TRUE
+    return env.get(ENV_OTEL_CAPTURE_CONTENT, "").strip().lower() in _CAPTURE

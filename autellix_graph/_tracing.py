@@ -1,15 +1,18 @@
-"""Tracer setup and the attributes of program, node and call spans."""
+"""Tracer setup: the exporting provider the middleware owns, and trace context for headers.
+
+What the spans say lives in ``_attributes``.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
-from autellix_graph import protocol
-from autellix_graph._dag import DagNode, NodeKind, ThreadInfo
 from autellix_graph._settings import Settings
 from autellix_graph._version import __version__
 
@@ -18,23 +21,32 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-_OPENINFERENCE_KIND = {
-    protocol.SPAN_KIND_PROGRAM: "AGENT",
-    protocol.SPAN_KIND_NODE: "CHAIN",
-    protocol.SPAN_KIND_LLM: "LLM",
-    protocol.SPAN_KIND_TOOL: "TOOL",
-    protocol.SPAN_KIND_INTERRUPT: "CHAIN",
-}
-_GEN_AI_OPERATION = {
-    protocol.SPAN_KIND_PROGRAM: "invoke_agent",
-    protocol.SPAN_KIND_LLM: "chat",
-    protocol.SPAN_KIND_TOOL: "execute_tool",
-}
+SERVICE_NAME = "autellix-graph"
+"""``service.name`` of the exporting provider unless ``OTEL_SERVICE_NAME`` says otherwise."""
+PROJECT_NAME_RESOURCE_ATTRIBUTE = "openinference.project.name"
+"""Resource attribute Phoenix and Arize group traces by."""
 
 
-def exporting_provider(endpoint: str, api_key: str | None) -> TracerProvider | None:
-    """A tracer provider that batches spans to an OTLP/HTTP ``endpoint``; None if the exporter
-    package is missing (then the middleware traces to the global provider)."""
+def resource_attributes(
+    project_name: str | None, environ: Mapping[str, str] | None = None
+) -> dict[str, AttributeValue]:
+    """Attributes of the exporting provider's resource. ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES`` are merged in by the SDK; ours are only set when not given."""
+    env = os.environ if environ is None else environ
+    attributes: dict[str, AttributeValue] = {}
+    if not env.get("OTEL_SERVICE_NAME"):
+        attributes["service.name"] = SERVICE_NAME
+    if project_name:
+        attributes[PROJECT_NAME_RESOURCE_ATTRIBUTE] = project_name
+    return attributes
+
+
+def exporting_provider(
+    endpoint: str, api_key: str | None, project_name: str | None = None
+) -> TracerProvider | None:
+    """A tracer provider that batches spans to an OTLP/HTTP ``endpoint``, its resource naming
+    ``project_name``; None if the exporter package is missing (then the middleware traces to
+    the global provider)."""
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
@@ -47,7 +59,7 @@ def exporting_provider(endpoint: str, api_key: str | None) -> TracerProvider | N
         )
         return None
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-    provider = TracerProvider(resource=Resource.create({"service.name": "autellix-graph"}))
+    provider = TracerProvider(resource=Resource.create(resource_attributes(project_name)))
     provider.add_span_processor(
         BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=5))
     )
@@ -60,7 +72,9 @@ def make_tracer(
     """The tracer to use and the provider this middleware owns (to flush and shut down)."""
     owned: TracerProvider | None = None
     if tracer_provider is None and settings.traces_endpoint is not None:
-        owned = exporting_provider(settings.traces_endpoint, settings.api_key)
+        owned = exporting_provider(
+            settings.traces_endpoint, settings.api_key, settings.project_name
+        )
         tracer_provider = owned
     return trace.get_tracer("autellix_graph", __version__, tracer_provider), owned
 
@@ -71,69 +85,3 @@ def traceparent(span: trace.Span) -> str | None:
     if not ctx.is_valid:
         return None
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
-
-
-def common_attributes(kind: str, program_id: str) -> dict[str, AttributeValue]:
-    """Attributes every span carries."""
-    attributes: dict[str, AttributeValue] = {
-        protocol.ATTR_SPAN_KIND: kind,
-        protocol.ATTR_PROGRAM_ID: program_id,
-        protocol.OPENINFERENCE_SESSION_ID: program_id,
-        protocol.OPENINFERENCE_SPAN_KIND: _OPENINFERENCE_KIND[kind],
-        protocol.GEN_AI_CONVERSATION_ID: program_id,
-    }
-    operation = _GEN_AI_OPERATION.get(kind)
-    if operation is not None:
-        attributes[protocol.GEN_AI_OPERATION_NAME] = operation
-    return attributes
-
-
-def program_attributes(program_id: str, graph_name: str) -> dict[str, AttributeValue]:
-    attributes = common_attributes(protocol.SPAN_KIND_PROGRAM, program_id)
-    attributes[protocol.ATTR_NODE_NAME] = graph_name
-    return attributes
-
-
-def thread_attributes(program_id: str, thread: ThreadInfo) -> dict[str, AttributeValue]:
-    attributes = common_attributes(protocol.SPAN_KIND_NODE, program_id)
-    attributes.update(
-        {
-            protocol.ATTR_THREAD_ID: thread.thread_id,
-            protocol.ATTR_PARENT_THREAD_ID: thread.parent_thread_id,
-            protocol.ATTR_NODE_ID: thread.thread_id,
-            protocol.ATTR_NODE_NAME: thread.node_name,
-            protocol.ATTR_SUPERSTEP: thread.superstep,
-            protocol.OPENINFERENCE_GRAPH_NODE_ID: thread.thread_id,
-            protocol.OPENINFERENCE_GRAPH_NODE_PARENT_ID: thread.parent_thread_id,
-        }
-    )
-    return attributes
-
-
-def node_attributes(program_id: str, node: DagNode, name: str | None) -> dict[str, AttributeValue]:
-    """Attributes of an LLM-call, tool or interrupt span."""
-    kind = {
-        NodeKind.LLM: protocol.SPAN_KIND_LLM,
-        NodeKind.TOOL: protocol.SPAN_KIND_TOOL,
-        NodeKind.INTERRUPT: protocol.SPAN_KIND_INTERRUPT,
-    }[node.kind]
-    attributes = common_attributes(kind, program_id)
-    attributes.update(
-        {
-            protocol.ATTR_THREAD_ID: node.thread_id,
-            protocol.ATTR_NODE_ID: node.node_id,
-            protocol.ATTR_PARENT_IDS: list(node.parent_ids),
-            protocol.OPENINFERENCE_GRAPH_NODE_ID: node.node_id,
-            protocol.OPENINFERENCE_GRAPH_NODE_PARENT_ID: node.thread_id,
-        }
-    )
-    if node.kind is NodeKind.LLM:
-        attributes[protocol.ATTR_CALL_ID] = node.node_id
-        attributes[protocol.ATTR_LLM_PARENT_IDS] = list(node.llm_parent_ids)
-    if name:
-        attributes[protocol.ATTR_NODE_NAME] = name
-        if node.kind is NodeKind.LLM:
-            attributes[protocol.GEN_AI_REQUEST_MODEL] = name
-        elif node.kind is NodeKind.TOOL:
-            attributes[protocol.GEN_AI_TOOL_NAME] = name
-    return attributes

@@ -30,16 +30,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from autellix_graph import protocol
+from autellix_graph._attributes import node_attributes, program_attributes, thread_attributes
 from autellix_graph._context import CallTag, current_call
 from autellix_graph._dag import ROOT_THREAD_ID, DagBuilder, NodeKind
 from autellix_graph._hooks import guarded
 from autellix_graph._runtime import Runtime
-from autellix_graph._tracing import (
-    node_attributes,
-    program_attributes,
-    thread_attributes,
-    traceparent,
-)
+from autellix_graph._tracing import traceparent
 
 _UUID_SUFFIX = 37
 """``-`` plus a UUID: how LlamaIndex ends every span id."""
