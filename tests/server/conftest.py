@@ -26,12 +26,14 @@ from autellix_backend.server.engine_factory import build_engines
 class LiveServer:
     """One service instance listening on a free loopback port."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, port: int = 0) -> None:
+        """``port`` 0 picks a free one; a given port lets a test bring a server back on it."""
         self.config = config
         self.engines = build_engines(config)
         self.app = create_app(config, engines=self.engines)
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(

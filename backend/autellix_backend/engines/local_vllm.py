@@ -5,13 +5,14 @@ With ``plugin=True`` (the default) the engine's scheduler is
 ``SchedulerConfig``; each call's program tag travels in ``SamplingParams.extra_args`` and its
 service comes back in the final output's ``kv_transfer_params``. With ``plugin=False`` it is
 stock vLLM (``scheduling_policy`` ``"fcfs"`` or ``"priority"``; with ``"priority"`` the tag's
-``service_at_arrival`` is sent as the request priority, the weaker client-side hint).
+``snapshot.service`` is sent as the request priority, the weaker client-side hint).
 
 Model: a path or hub name; None writes and serves the tiny local model with dummy weights.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -29,6 +30,7 @@ from autellix_backend.engines.base import (
     RequestKind,
 )
 from autellix_backend.engines.sampling import sampling_options
+from autellix_protocol.report import REPORT_KEY
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("autellix.engines.local_vllm")
 
 PLUGIN_CLASS = "autellix_integrations.vllm.AutellixScheduler"
-REPORT_KEY = "autellix"
 
 
 class LocalVLLMEngine(EngineAdapter):
@@ -103,13 +104,48 @@ class LocalVLLMEngine(EngineAdapter):
     # Life cycle ----------------------------------------------------------------
 
     async def start(self) -> None:
+        """Build the engine in a worker thread: loading takes seconds to minutes, and the
+        gateway's event loop must keep serving the other engines meanwhile. The engine's
+        asyncio parts attach to the loop on its first call."""
         if self._llm is not None:
             return
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = AsyncEngineArgs(**self.engine_args())
-        self._llm = AsyncLLM.from_engine_args(args)
+        self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+
+    async def restart(self) -> None:
+        """Replace a dead engine (its EngineCore process exited) with a fresh one."""
+        await self.aclose()
+        self._live.clear()
+        await self.start()
+
+    def engine_core_pids(self) -> list[int]:
+        """Process ids of the engine's EngineCore processes (empty before ``start``)."""
+        return [p.pid for p in self._core_processes() if p.pid is not None]
+
+    def failure(self) -> str | None:
+        """Why the engine is dead, known without I/O: an EngineCore process exited, or vLLM
+        marked the engine dead. The pool polls this to take a crashed engine out of rotation
+        within a second, before any probe or call notices."""
+        llm = self._llm
+        if llm is None:
+            return None
+        for process in self._core_processes():
+            if process.exitcode is not None:
+                return f"EngineCore process {process.pid} exited with code {process.exitcode}"
+        if llm.errored:
+            return "vLLM reports the engine dead"
+        return None
+
+    def _core_processes(self) -> list[Any]:
+        """vLLM's EngineCore processes (``multiprocessing`` processes), read from the internals
+        of the pinned vLLM version; empty when they are not where that version keeps them."""
+        core = getattr(self._llm, "engine_core", None)
+        resources = getattr(core, "resources", None)
+        manager = getattr(resources, "engine_manager", None)
+        return list(getattr(manager, "processes", None) or ())
 
     def engine_args(self) -> dict[str, Any]:
         """The ``AsyncEngineArgs`` this adapter starts vLLM with."""
@@ -141,7 +177,7 @@ class LocalVLLMEngine(EngineAdapter):
             llm.shutdown()
 
     async def health(self) -> bool:
-        if self._llm is None or self._llm.errored:
+        if self._llm is None or self.failure() is not None:
             return False
         try:
             await self._llm.check_health()

@@ -23,6 +23,7 @@ from autellix_backend.server.pool import EnginePool, EngineSlot
 from autellix_backend.server.programs import ProgramRegistry, Session
 from autellix_backend.server.routes import completions, operations, programs, traces
 from autellix_backend.server.state import ServiceState
+from autellix_backend.server.supervision import RestartPolicy
 
 log = logging.getLogger("autellix.server")
 
@@ -51,6 +52,9 @@ def create_app(
         balancer=config.balancer,
         health_interval_s=config.health_interval_s,
         health_timeout_s=config.health_timeout_s,
+        restart=RestartPolicy(
+            backoff_s=config.restart_backoff_s, backoff_max_s=config.restart_backoff_max_s
+        ),
         on_health_change=on_health_change,
     )
     metrics.watch(registry, pool, SchedulerConfig(policy=Policy.parse(config.policy)))

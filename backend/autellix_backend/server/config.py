@@ -100,6 +100,10 @@ class ServerConfig:
     """Seconds between engine health checks."""
     health_timeout_s: float = 5.0
     """A health check slower than this counts as a failure."""
+    restart_backoff_s: float = 1.0
+    """Wait before restarting an in-process engine that died; doubles per failed restart."""
+    restart_backoff_max_s: float = 60.0
+    """Longest wait between restarts of an engine that keeps failing."""
     shutdown_grace_s: float = 10.0
     """On shutdown, calls in flight get this long to finish."""
     keep_alive_s: float = 60.0
@@ -127,6 +131,8 @@ class ServerConfig:
         for name in ("idle_timeout_s", "health_interval_s", "health_timeout_s", "keep_alive_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
+        if not 0 < self.restart_backoff_s <= self.restart_backoff_max_s:
+            raise ConfigError("need 0 < restart_backoff_s <= restart_backoff_max_s")
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s must be >= 0")
         for name, secret in self.api_keys.items():

@@ -13,16 +13,19 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from autellix_backend.core import CallStatus, SchedulerConfig
+from autellix_backend.server.supervision import EngineState
 
 if TYPE_CHECKING:
     from autellix_backend.engines.base import EngineUsage
     from autellix_backend.server.pool import EnginePool
     from autellix_backend.server.programs import ProgramRegistry
 
+MAX_ERROR_LABEL = 200
+"""Characters of an engine's last error kept in its metric label."""
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 PROGRAM_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -169,9 +172,29 @@ class _StateCollector(Collector):
             "Calls in each priority queue of a program-aware engine (Q1=1)",
             labels=["engine", "level"],
         )
+        state = GaugeMetricFamily(
+            "autellix_engine_state",
+            "1 for the engine's life-cycle state (starting, healthy, failed, restarting, stopped)",
+            labels=["engine", "state"],
+        )
+        restarts = CounterMetricFamily(
+            "autellix_engine_restarts",
+            "Times an engine came back into rotation after failing (restarted, or answering again)",
+            labels=["engine"],
+        )
+        last_error = GaugeMetricFamily(
+            "autellix_engine_last_error",
+            "Unix time of the engine's last failure; the label holds its reason",
+            labels=["engine", "error"],
+        )
         for slot in self._pool.slots.values():
             eid = slot.engine_id
             healthy.add_metric([eid], 1.0 if slot.healthy else 0.0)
+            for name in EngineState:
+                state.add_metric([eid, name.value], 1.0 if slot.state is name else 0.0)
+            restarts.add_metric([eid], slot.num_restarts)
+            if slot.last_error is not None and slot.last_error_at is not None:
+                last_error.add_metric([eid, slot.last_error[:MAX_ERROR_LABEL]], slot.last_error_at)
             inflight.add_metric([eid], len(slot.inflight))
             prompt, cached = self._metrics.prompt_cache.get(eid, (0, 0))
             hit_rate.add_metric([eid], cached / prompt if prompt else 0.0)
@@ -179,4 +202,4 @@ class _StateCollector(Collector):
             if isinstance(adapter, ReportsSchedulerStats):
                 for level, n in enumerate(adapter.queue_lengths(), start=1):
                     queues.add_metric([eid, str(level)], n)
-        yield from (healthy, inflight, hit_rate, queues)
+        yield from (healthy, state, restarts, last_error, inflight, hit_rate, queues)

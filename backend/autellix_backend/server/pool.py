@@ -2,7 +2,8 @@
 
 Each call's output is pumped from its engine by a task the pool owns, so that when an engine
 fails the pool can stop every call on it at once and each answers a clear 503, while calls
-on the other engines go on.
+on the other engines go on. The pool also supervises engines: a failed one is probed and,
+when its adapter can, restarted with backoff until it rejoins rotation (``supervision``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from autellix_backend.engines.base import EngineAdapter, EngineChunk, EngineError, EngineRequest
 from autellix_backend.routing import EngineView, RouteRequest, make_balancer
 from autellix_backend.server.errors import APIError, engine_unavailable
+from autellix_backend.server.supervision import (
+    EngineState,
+    ReportsFailure,
+    Restartable,
+    RestartPolicy,
+)
 
 log = logging.getLogger("autellix.server.pool")
 
@@ -31,15 +39,31 @@ class EngineSlot:
     """One engine and the gateway's state about it."""
 
     adapter: EngineAdapter
-    healthy: bool = False
+    state: EngineState = EngineState.STARTING
     last_error: str | None = None
+    """Why the engine last left rotation (kept after it comes back)."""
+    last_error_at: float | None = None
+    """Unix time of ``last_error``."""
     inflight: dict[str, CallStream] = field(default_factory=dict)
     num_probe_timeouts: int = 0
     """Health probes in a row that timed out (a busy engine answers late, a dead one never)."""
+    num_restarts: int = 0
+    """Times the engine came back into rotation after leaving it."""
+    num_restart_attempts: int = 0
+    """Restarts tried in the current run of failures (sets the backoff)."""
+    healthy_since: float | None = None
+    """Monotonic time the engine last entered rotation."""
+    recovery: asyncio.Task[None] | None = None
+    """The task bringing the engine back while it is out of rotation."""
 
     @property
     def engine_id(self) -> str:
         return self.adapter.engine_id
+
+    @property
+    def healthy(self) -> bool:
+        """In rotation: the balancer may send it calls."""
+        return self.state is EngineState.HEALTHY
 
 
 class CallStream:
@@ -117,6 +141,7 @@ class EnginePool:
         balancer: str,
         health_interval_s: float = 5.0,
         health_timeout_s: float = 5.0,
+        restart: RestartPolicy | None = None,
         on_health_change: HealthHook | None = None,
     ) -> None:
         self.slots = {a.engine_id: EngineSlot(a) for a in adapters}
@@ -125,7 +150,9 @@ class EnginePool:
         self.balancer = make_balancer(balancer)
         self.health_interval_s = health_interval_s
         self.health_timeout_s = health_timeout_s
+        self.restart_policy = restart or RestartPolicy()
         self._on_health_change = on_health_change
+        self._supervising = False
         self._by_model: dict[str, list[EngineSlot]] = {}
         for slot in self.slots.values():
             self._by_model.setdefault(slot.adapter.model, []).append(slot)
@@ -170,23 +197,44 @@ class EnginePool:
     # Health --------------------------------------------------------------------
 
     def mark_failed(self, slot: EngineSlot, reason: str, *, skip: CallStream | None = None) -> None:
-        """Take ``slot`` out of rotation and fail its calls in flight with 503."""
+        """Take ``slot`` out of rotation, fail its calls in flight with 503, and bring it back."""
         slot.last_error = reason
+        slot.last_error_at = time.time()
         if slot.healthy:
-            slot.healthy = False
+            slot.state = EngineState.FAILED
             log.error("engine %s left rotation: %s", slot.engine_id, reason)
             self._notify(slot)
+        elif slot.state is EngineState.STARTING:
+            slot.state = EngineState.FAILED
         error = engine_unavailable(f"engine {slot.engine_id} failed: {reason}")
         for stream in list(slot.inflight.values()):
             if stream is not skip:
                 stream.fail(error)
+        self._supervise(slot)
 
     def _mark_healthy(self, slot: EngineSlot) -> None:
-        if not slot.healthy:
-            slot.healthy = True
-            slot.last_error = None
-            log.info("engine %s is in rotation", slot.engine_id)
-            self._notify(slot)
+        slot.num_probe_timeouts = 0
+        if slot.healthy:
+            return
+        if slot.state in (EngineState.FAILED, EngineState.RESTARTING):
+            slot.num_restarts += 1
+        slot.state = EngineState.HEALTHY
+        slot.healthy_since = time.monotonic()
+        log.info("engine %s is in rotation", slot.engine_id)
+        self._notify(slot)
+
+    async def _probe(self, slot: EngineSlot) -> tuple[bool | None, str]:
+        """One health probe: (True, "") healthy, (False, why) failed, (None, why) timed out."""
+        failure = known_failure(slot.adapter)
+        if failure is not None:
+            return False, failure
+        try:
+            ok = await asyncio.wait_for(slot.adapter.health(), self.health_timeout_s)
+        except TimeoutError:
+            return None, "health check timed out"
+        except Exception as exc:
+            return False, f"health check raised {type(exc).__name__}: {exc}"
+        return (True, "") if ok else (False, "health check failed")
 
     async def check(self, slot: EngineSlot) -> bool:
         """Probe one engine and update its rotation state.
@@ -196,36 +244,112 @@ class EnginePool:
         late), so it leaves after ``MAX_PROBE_TIMEOUTS`` timeouts in a row: a slow probe must
         not fail the calls the engine is serving.
         """
-        try:
-            ok = await asyncio.wait_for(slot.adapter.health(), self.health_timeout_s)
-            reason = "health check failed"
-        except TimeoutError:
+        ok, reason = await self._probe(slot)
+        if ok is None:
             slot.num_probe_timeouts += 1
             if slot.healthy and slot.num_probe_timeouts < MAX_PROBE_TIMEOUTS:
                 log.warning("health probe of %s timed out; keeping it in rotation", slot.engine_id)
                 return True
-            ok, reason = False, f"health check timed out {slot.num_probe_timeouts} times in a row"
-        except Exception as exc:
-            ok, reason = False, f"health check raised {type(exc).__name__}: {exc}"
+            reason = f"health check timed out {slot.num_probe_timeouts} times in a row"
         if ok:
-            slot.num_probe_timeouts = 0
             self._mark_healthy(slot)
-        else:
-            self.mark_failed(slot, reason)
-        return ok
+            return True
+        self.mark_failed(slot, reason)
+        return False
 
     async def check_all(self) -> None:
-        await asyncio.gather(*(self.check(s) for s in self.slots.values()))
+        """Probe the engines in rotation (the ones out of it are probed by their recovery)."""
+        await asyncio.gather(*(self.check(s) for s in self.slots.values() if s.healthy))
+
+    def watch(self) -> None:
+        """Take out of rotation, without waiting for a probe, engines that know they died."""
+        for slot in self.slots.values():
+            if slot.healthy:
+                failure = known_failure(slot.adapter)
+                if failure is not None:
+                    self.mark_failed(slot, failure)
 
     async def health_loop(self) -> None:
+        """Probe every ``health_interval_s``; between probes, ``watch`` every few tenths of a
+        second, so that a crashed in-process engine is out of rotation within a second."""
+        await asyncio.gather(self._probe_loop(), self._watch_loop())
+
+    async def _probe_loop(self) -> None:
         while True:
             await asyncio.sleep(self.health_interval_s)
             await self.check_all()
 
+    async def _watch_loop(self) -> None:
+        interval = min(self.restart_policy.watch_interval_s, self.health_interval_s)
+        while True:
+            await asyncio.sleep(interval)
+            self.watch()
+
+    # Supervision ---------------------------------------------------------------
+
+    def _supervise(self, slot: EngineSlot) -> None:
+        """Start bringing ``slot`` back, unless that is under way or the pool is not running."""
+        if not self._supervising or (slot.recovery is not None and not slot.recovery.done()):
+            return
+        stable_for = time.monotonic() - (slot.healthy_since or time.monotonic())
+        if slot.healthy_since is not None and stable_for >= self.restart_policy.backoff_max_s:
+            slot.num_restart_attempts = 0
+        slot.recovery = asyncio.get_running_loop().create_task(
+            self._recover(slot), name=f"recover-{slot.engine_id}"
+        )
+
+    async def _recover(self, slot: EngineSlot) -> None:
+        """Probe the engine every health interval until it passes; restart it with backoff
+        when its adapter can. Ends when the engine is back in rotation."""
+        loop = asyncio.get_running_loop()
+        restartable = isinstance(slot.adapter, Restartable)
+        next_restart = loop.time() + self.restart_policy.delay(slot.num_restart_attempts)
+        while True:
+            wait = self.health_interval_s
+            if restartable:
+                wait = min(wait, max(0.0, next_restart - loop.time()))
+            await asyncio.sleep(wait)
+            ok, reason = await self._probe(slot)
+            if not ok and restartable and loop.time() >= next_restart:
+                restarted = await self._restart(slot)
+                next_restart = loop.time() + self.restart_policy.delay(slot.num_restart_attempts)
+                if not restarted:
+                    continue
+                ok, reason = await self._probe(slot)
+            if ok:
+                break
+            if ok is False:
+                self._record(slot, reason)
+        self._mark_healthy(slot)
+
+    async def _restart(self, slot: EngineSlot) -> bool:
+        """One restart attempt; False (and the reason recorded) when it raised."""
+        adapter = slot.adapter
+        assert isinstance(adapter, Restartable)
+        slot.num_restart_attempts += 1
+        slot.state = EngineState.RESTARTING
+        log.warning("restarting engine %s (attempt %d)", slot.engine_id, slot.num_restart_attempts)
+        try:
+            await asyncio.wait_for(adapter.restart(), self.restart_policy.start_timeout_s)
+        except Exception as exc:
+            self._record(slot, f"restart failed: {type(exc).__name__}: {exc}")
+            log.error("engine %s did not restart: %s", slot.engine_id, exc)
+            return False
+        finally:
+            slot.state = EngineState.FAILED
+        return True
+
+    @staticmethod
+    def _record(slot: EngineSlot, reason: str) -> None:
+        if reason != slot.last_error:
+            slot.last_error = reason
+            slot.last_error_at = time.time()
+
     # Life cycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start every engine; one that fails to start stays out of rotation."""
+        """Start every engine and begin supervising them; one that fails to start stays out
+        of rotation and is retried with backoff."""
         results = await asyncio.gather(
             *(s.adapter.start() for s in self.slots.values()), return_exceptions=True
         )
@@ -237,6 +361,10 @@ class EnginePool:
         if not any(s.healthy for s in self.slots.values()):
             errors = "; ".join(f"{s.engine_id}: {s.last_error}" for s in self.slots.values())
             raise RuntimeError(f"no engine started: {errors}")
+        self._supervising = True
+        for slot in self.slots.values():
+            if not slot.healthy:
+                self._supervise(slot)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait up to ``timeout_s`` for calls in flight to finish."""
@@ -245,10 +373,18 @@ class EnginePool:
             await asyncio.sleep(0.05)
 
     async def aclose(self) -> None:
+        self._supervising = False
+        recoveries = [s.recovery for s in self.slots.values() if s.recovery is not None]
+        for task in recoveries:
+            task.cancel()
+        for task in recoveries:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for slot in self.slots.values():
             for stream in list(slot.inflight.values()):
                 stream.fail(engine_unavailable("the service is shutting down"))
         for slot in self.slots.values():
+            slot.state = EngineState.STOPPED
             try:
                 await slot.adapter.aclose()
             except Exception as exc:
@@ -257,3 +393,13 @@ class EnginePool:
     def _notify(self, slot: EngineSlot) -> None:
         if self._on_health_change is not None:
             self._on_health_change(slot)
+
+
+def known_failure(adapter: EngineAdapter) -> str | None:
+    """Why ``adapter``'s engine is known dead without I/O (``ReportsFailure``), else None."""
+    if not isinstance(adapter, ReportsFailure):
+        return None
+    try:
+        return adapter.failure()
+    except Exception as exc:  # the hook must not break the health loop
+        return f"liveness check raised {type(exc).__name__}: {exc}"

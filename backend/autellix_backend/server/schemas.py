@@ -197,9 +197,21 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class EngineHealth(BaseModel):
+    """One engine as its supervisor sees it."""
+
+    state: Literal["starting", "healthy", "failed", "restarting", "stopped"]
+    num_restarts: int = Field(description="Times it came back into rotation after failing.")
+    last_error: str | None = Field(description="Why it last left rotation (kept once back).")
+    last_error_at: float | None = Field(description="Unix time of last_error.")
+    num_inflight_calls: int
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded", "down"]
     engines: dict[str, bool]
+    """Engine id -> in rotation."""
+    engine_details: dict[str, EngineHealth]
     num_programs: int
     num_inflight_calls: int
 

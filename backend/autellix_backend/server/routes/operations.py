@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from autellix_backend.server.schemas import Health
+from autellix_backend.server.schemas import EngineHealth, Health
 from autellix_backend.server.state import State
 
 router = APIRouter(tags=["Operations"])
@@ -17,7 +17,8 @@ router = APIRouter(tags=["Operations"])
 @router.get("/healthz", summary="Service health", responses={503: {"model": Health}})
 @router.get("/health", summary="Service health (vLLM's path)", responses={503: {"model": Health}})
 async def healthz(state: State) -> JSONResponse:
-    """``ok`` with every engine in rotation, ``degraded`` with some, ``down`` (503) with none.
+    """``ok`` with every engine in rotation, ``degraded`` with some, ``down`` (503) with none;
+    ``engine_details`` gives each engine's state, restarts and last error.
 
     Also served at ``/health``, the path vLLM uses, so one gateway can front another.
     """
@@ -26,9 +27,20 @@ async def healthz(state: State) -> JSONResponse:
     status: Literal["ok", "degraded", "down"] = (
         "ok" if num_healthy == len(engines) else "degraded" if num_healthy else "down"
     )
+    details = {
+        s.engine_id: EngineHealth(
+            state=s.state.value,
+            num_restarts=s.num_restarts,
+            last_error=s.last_error,
+            last_error_at=s.last_error_at,
+            num_inflight_calls=len(s.inflight),
+        )
+        for s in state.pool.slots.values()
+    }
     health = Health(
         status=status,
         engines=engines,
+        engine_details=details,
         num_programs=len(state.programs),
         num_inflight_calls=state.pool.num_inflight,
     )
