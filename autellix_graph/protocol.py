@@ -1,66 +1,104 @@
 """Names shared by the middleware and the backend: HTTP headers and span attributes.
 
-The middleware writes them, the backend reads them; both import them from here so the two
-sides cannot drift apart.
+They live in the dependency-free ``autellix_protocol`` package, which every party imports;
+this module re-exports them for the middleware's users and adds the middleware's own settings
+(environment variables, run metadata keys).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# HTTP headers on every LLM request the app sends to the backend.
-HEADER_PROGRAM_ID: Final = "X-Autellix-Program-Id"
-HEADER_THREAD_ID: Final = "X-Autellix-Thread-Id"
-HEADER_CALL_ID: Final = "X-Autellix-Call-Id"
-HEADER_PARENT_IDS: Final = "X-Autellix-Parent-Ids"
-"""Comma-separated call ids this call depends on."""
-
-# Span attributes (``autellix.*``), next to OpenInference and OpenTelemetry GenAI names.
-ATTR_PROGRAM_ID: Final = "autellix.program.id"
-ATTR_THREAD_ID: Final = "autellix.thread.id"
-ATTR_NODE_ID: Final = "autellix.node.id"
-ATTR_NODE_NAME: Final = "autellix.node.name"
-ATTR_CALL_ID: Final = "autellix.call.id"
-ATTR_PARENT_IDS: Final = "autellix.parent_ids"
-"""String array: call or node ids this one depends on."""
-ATTR_SPAN_KIND: Final = "autellix.span.kind"
-"""One of ``SPAN_KINDS``."""
-ATTR_SUPERSTEP: Final = "autellix.superstep"
-ATTR_PARENT_THREAD_ID: Final = "autellix.thread.parent_id"
-
-SPAN_KIND_PROGRAM: Final = "program"
-SPAN_KIND_NODE: Final = "node"
-SPAN_KIND_LLM: Final = "llm"
-SPAN_KIND_TOOL: Final = "tool"
-SPAN_KIND_INTERRUPT: Final = "interrupt"
-SPAN_KINDS: Final = frozenset(
-    {SPAN_KIND_PROGRAM, SPAN_KIND_NODE, SPAN_KIND_LLM, SPAN_KIND_TOOL, SPAN_KIND_INTERRUPT}
+from autellix_protocol.attributes import (
+    ATTR_CALL_ID,
+    ATTR_ERROR_KIND,
+    ATTR_LLM_PARENT_IDS,
+    ATTR_NODE_ID,
+    ATTR_NODE_NAME,
+    ATTR_PARENT_IDS,
+    ATTR_PARENT_THREAD_ID,
+    ATTR_PROGRAM_ID,
+    ATTR_SPAN_KIND,
+    ATTR_STATE,
+    ATTR_SUPERSTEP,
+    ATTR_THREAD_ID,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    OPENINFERENCE_GRAPH_NODE_ID,
+    OPENINFERENCE_GRAPH_NODE_PARENT_ID,
+    OPENINFERENCE_SESSION_ID,
+    OPENINFERENCE_SPAN_KIND,
+    SPAN_KIND_INTERRUPT,
+    SPAN_KIND_LLM,
+    SPAN_KIND_NODE,
+    SPAN_KIND_PROGRAM,
+    SPAN_KIND_TOOL,
+    SPAN_KINDS,
+    STATE_CANCELLED,
+    STATE_ERROR,
+    STATE_FAILED,
 )
-
-# Standard names we also set.
-OPENINFERENCE_SESSION_ID: Final = "session.id"
-OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
-OPENINFERENCE_GRAPH_NODE_ID: Final = "graph.node.id"
-OPENINFERENCE_GRAPH_NODE_PARENT_ID: Final = "graph.node.parent_id"
-GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
-GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
-GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+from autellix_protocol.headers import (
+    HEADER_CALL_ID,
+    HEADER_PARENT_IDS,
+    HEADER_PROGRAM_ID,
+    HEADER_THREAD_ID,
+)
 
 # Environment variables the middleware reads.
 ENV_BACKEND_URL: Final = "AUTELLIX_BASE_URL"
 ENV_API_KEY: Final = "AUTELLIX_API_KEY"
 ENV_OTLP_ENDPOINT: Final = "AUTELLIX_OTLP_ENDPOINT"
 ENV_DISABLED: Final = "AUTELLIX_DISABLED"
-
-# Added by the middleware (additive).
-ATTR_LLM_PARENT_IDS: Final = "autellix.llm_parent_ids"
-"""String array: the LLM calls this call depends on (the ids sent in ``HEADER_PARENT_IDS``)."""
-ATTR_ERROR_KIND: Final = "autellix.error.kind"
-"""Set on spans that failed: the exception's class name (never its message)."""
-GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
-GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 ENV_MODEL: Final = "AUTELLIX_MODEL"
 """Model name ``chat_openai()`` asks the service for when none is given."""
 PROGRAM_ID_METADATA_KEY: Final = "autellix_program_id"
 """Run metadata key (``config={"metadata": {...}}``) that names a program instead of a fresh id."""
+
+__all__ = [
+    "ATTR_CALL_ID",
+    "ATTR_ERROR_KIND",
+    "ATTR_LLM_PARENT_IDS",
+    "ATTR_NODE_ID",
+    "ATTR_NODE_NAME",
+    "ATTR_PARENT_IDS",
+    "ATTR_PARENT_THREAD_ID",
+    "ATTR_PROGRAM_ID",
+    "ATTR_SPAN_KIND",
+    "ATTR_STATE",
+    "ATTR_SUPERSTEP",
+    "ATTR_THREAD_ID",
+    "ENV_API_KEY",
+    "ENV_BACKEND_URL",
+    "ENV_DISABLED",
+    "ENV_MODEL",
+    "ENV_OTLP_ENDPOINT",
+    "GEN_AI_CONVERSATION_ID",
+    "GEN_AI_OPERATION_NAME",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_TOOL_NAME",
+    "GEN_AI_USAGE_INPUT_TOKENS",
+    "GEN_AI_USAGE_OUTPUT_TOKENS",
+    "HEADER_CALL_ID",
+    "HEADER_PARENT_IDS",
+    "HEADER_PROGRAM_ID",
+    "HEADER_THREAD_ID",
+    "OPENINFERENCE_GRAPH_NODE_ID",
+    "OPENINFERENCE_GRAPH_NODE_PARENT_ID",
+    "OPENINFERENCE_SESSION_ID",
+    "OPENINFERENCE_SPAN_KIND",
+    "PROGRAM_ID_METADATA_KEY",
+    "SPAN_KINDS",
+    "SPAN_KIND_INTERRUPT",
+    "SPAN_KIND_LLM",
+    "SPAN_KIND_NODE",
+    "SPAN_KIND_PROGRAM",
+    "SPAN_KIND_TOOL",
+    "STATE_CANCELLED",
+    "STATE_ERROR",
+    "STATE_FAILED",
+]

@@ -29,8 +29,8 @@ from typing import Any
 
 from autellix_backend.calibration.workloads import WORKLOADS
 from autellix_backend.core import Policy, SchedulerConfig
+from autellix_backend.drivers.replay import PriorityHint, ReplayResult, replay
 from autellix_backend.engines.local_vllm import LocalVLLMEngine
-from autellix_backend.engines.replay import PriorityHint, ReplayResult, replay
 from autellix_backend.sim.results import percentile
 
 

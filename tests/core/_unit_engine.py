@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from autellix_backend.core import CallArrival, CallProgress, Scheduler, SchedulerConfig, SlotBudget
+from autellix_backend.core import CallArrival, CallProgress, SchedulerConfig, SlotBudget
+from tests.core._front import Front
 
 
 @dataclass
@@ -38,7 +39,7 @@ def run_unit_engine(
     wait_bound_slack: float | None = None,
 ) -> UnitRun:
     """Drive ``programs`` through one scheduler until all finish or ``horizon`` steps pass."""
-    sched = Scheduler(config)
+    sched = Front(config)
     run = UnitRun()
     length: dict[str, int] = {}
     next_index = {p.program_id: 0 for p in programs}
@@ -68,7 +69,7 @@ def run_unit_engine(
             longest = max(run.longest_wait_stretch.get(call_id, 0), stretch[call_id])
             run.longest_wait_stretch[call_id] = longest
             if wait_bound_slack is not None and config.starvation_beta is not None:
-                call = sched.table.calls[call_id]
+                call = sched.calls[call_id]
                 program = sched.table.programs[call.program_id]
                 service = program.total_service + call.service
                 if service > 0 and stretch[call_id] > (

@@ -8,14 +8,14 @@ from autellix_backend.core import (
     CallArrival,
     CallProgress,
     InvalidCallError,
-    Scheduler,
     SchedulerConfig,
     SlotBudget,
 )
+from tests.core._front import Front
 
 
 def _run_call(
-    sched: Scheduler,
+    sched: Front,
     call_id: str,
     program: str,
     service: float,
@@ -35,7 +35,7 @@ def _run_call(
 
 
 def test_plas_priority_is_the_programs_summed_service() -> None:
-    sched = Scheduler(SchedulerConfig(policy="plas"))
+    sched = Front(SchedulerConfig(policy="plas"))
     sched.table.start_program("p", now=0.0)
     assert _run_call(sched, "c1", "p", 2.0, 0.0) == 0.0
     assert _run_call(sched, "c2", "p", 3.0, 5.0) == 2.0
@@ -44,14 +44,14 @@ def test_plas_priority_is_the_programs_summed_service() -> None:
 
 
 def test_mlfq_ignores_program_history() -> None:
-    sched = Scheduler(SchedulerConfig(policy="mlfq"))
+    sched = Front(SchedulerConfig(policy="mlfq"))
     sched.table.start_program("p", now=0.0)
     _run_call(sched, "c1", "p", 5.0, 0.0)
     assert _run_call(sched, "c2", "p", 1.0, 6.0) == 0.0
 
 
 def test_atlas_uses_the_longest_critical_path_not_the_sum() -> None:
-    sched = Scheduler(SchedulerConfig(policy="atlas"))
+    sched = Front(SchedulerConfig(policy="atlas"))
     sched.table.start_program("p", now=0.0)
     # Two parallel threads start together, each reading priority 0.
     a = sched.add_call(CallArrival(call_id="a", program_id="p", thread_id="t1"), now=0.0)
@@ -66,7 +66,7 @@ def test_atlas_uses_the_longest_critical_path_not_the_sum() -> None:
 
 
 def test_atlas_exact_reads_priority_from_the_true_parents() -> None:
-    sched = Scheduler(SchedulerConfig(policy="atlas_exact"))
+    sched = Front(SchedulerConfig(policy="atlas_exact"))
     sched.table.start_program("p", now=0.0)
     _run_call(sched, "root", "p", 1.0, 0.0)
     _run_call(sched, "long", "p", 5.0, 1.0, parents=("root",), thread="t1")
@@ -80,7 +80,7 @@ def test_atlas_exact_reads_priority_from_the_true_parents() -> None:
 
 
 def test_srpt_needs_the_oracle_and_runs_shortest_remaining_first() -> None:
-    sched = Scheduler(SchedulerConfig(policy="srpt"))
+    sched = Front(SchedulerConfig(policy="srpt"))
     sched.table.start_program("p", now=0.0)
     with pytest.raises(InvalidCallError, match="oracle"):
         sched.add_call(CallArrival(call_id="x", program_id="p"), now=0.0)

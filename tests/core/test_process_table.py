@@ -11,16 +11,17 @@ from autellix_backend.core import (
     CallProgress,
     DuplicateError,
     InvalidCallError,
-    Scheduler,
     SchedulerConfig,
     SlotBudget,
     UnknownCallError,
     UnknownPolicyError,
     UnknownProgramError,
 )
+from autellix_protocol import ProgramSnapshot
+from tests.core._front import Front
 
 
-def _snapshot(sched: Scheduler) -> tuple[object, ...]:
+def _snapshot(sched: Front) -> tuple[object, ...]:
     table = sched.table
     return (
         sorted(table.programs),
@@ -31,7 +32,7 @@ def _snapshot(sched: Scheduler) -> tuple[object, ...]:
 
 
 def test_call_for_unknown_program_is_rejected_and_table_unchanged() -> None:
-    sched = Scheduler()
+    sched = Front()
     sched.table.start_program("p", now=0.0)
     before = _snapshot(sched)
     with pytest.raises(UnknownProgramError, match="ghost"):
@@ -46,11 +47,11 @@ def test_call_for_unknown_program_is_rejected_and_table_unchanged() -> None:
         CallArrival(call_id="c", program_id="p", max_tokens=-5),
         CallArrival(call_id="", program_id="p"),
         CallArrival(call_id="c", program_id="p", parent_ids=("c",)),
-        CallArrival(call_id="c", program_id="p", service_at_arrival=-1.0),
+        CallArrival(call_id="c", program_id="p", snapshot=ProgramSnapshot(service=-1.0)),
     ],
 )
 def test_invalid_calls_raise_typed_errors_and_change_nothing(arrival: CallArrival) -> None:
-    sched = Scheduler()
+    sched = Front()
     sched.table.start_program("p", now=0.0)
     before = _snapshot(sched)
     with pytest.raises(InvalidCallError):
@@ -59,7 +60,7 @@ def test_invalid_calls_raise_typed_errors_and_change_nothing(arrival: CallArriva
 
 
 def test_duplicate_ids_are_rejected() -> None:
-    sched = Scheduler()
+    sched = Front()
     sched.table.start_program("p", now=0.0)
     sched.add_call(CallArrival(call_id="c", program_id="p"), now=0.0)
     with pytest.raises(DuplicateError):
@@ -70,7 +71,7 @@ def test_duplicate_ids_are_rejected() -> None:
 
 
 def test_negative_progress_is_rejected_before_any_update() -> None:
-    sched = Scheduler(SchedulerConfig(service_unit="tokens"))
+    sched = Front(SchedulerConfig(service_unit="tokens"))
     sched.table.start_program("p", now=0.0)
     sched.add_call(CallArrival(call_id="a", program_id="p"), now=0.0)
     sched.add_call(CallArrival(call_id="b", program_id="p"), now=0.0)
@@ -81,10 +82,10 @@ def test_negative_progress_is_rejected_before_any_update() -> None:
             step_time=1.0,
             now=1.0,
         )
-    assert sched.table.call("a").service == 0.0
+    assert sched.calls["a"].service == 0.0
     with pytest.raises(UnknownCallError):
         sched.update_from_step([CallProgress("zzz", num_decode_tokens=1)], 1.0, 1.0)
-    assert sched.table.call("a").service == 0.0
+    assert sched.calls["a"].service == 0.0
 
 
 def test_unknown_policy_name_is_a_clear_error() -> None:
@@ -93,7 +94,7 @@ def test_unknown_policy_name_is_a_clear_error() -> None:
 
 
 def test_table_keeps_the_papers_fields() -> None:
-    sched = Scheduler(SchedulerConfig(service_unit="tokens"), engine_id="e1")
+    sched = Front(SchedulerConfig(service_unit="tokens"), engine_id="e1")
     sched.table.start_program("p", now=0.0)
     sched.add_call(CallArrival(call_id="c1", program_id="p", thread_id="t1"), now=1.0)
     sched.schedule(SlotBudget(1), now=3.0)
@@ -108,12 +109,14 @@ def test_table_keeps_the_papers_fields() -> None:
     thread = program.threads["t1"]
     assert thread.service == 4.0 and thread.wait == pytest.approx(2.0)
     assert not thread.active_call_ids
-    sched.table.end_program("p")
+    sched.table.end_program("p", now=4.0)
     assert "p" not in sched.table and not sched.table.calls
+    ended = sched.table.finished("p")
+    assert ended is program and ended.state == "finished" and ended.end_time == 4.0
 
 
 def test_finished_calls_kept_per_program_are_bounded() -> None:
-    sched = Scheduler()
+    sched = Front()
     sched.table.max_finished_calls_per_program = 3
     sched.table.start_program("p", now=0.0)
     for i in range(10):

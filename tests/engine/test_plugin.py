@@ -7,10 +7,11 @@ import statistics
 
 import pytest
 
+from autellix_backend.drivers.replay import PriorityHint, ReplayResult, replay
 from autellix_backend.engines.base import EngineChunk, EngineRequest, ProgramTag, RequestKind
 from autellix_backend.engines.local_vllm import LocalVLLMEngine
-from autellix_backend.engines.replay import PriorityHint, ReplayResult, replay
 from autellix_backend.workloads.spec import ProgramSpec
+from autellix_protocol import ProgramSnapshot
 from tests.engine.conftest import burst
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
@@ -42,18 +43,19 @@ async def test_metadata_reaches_the_plugin_and_service_comes_back(
     assert last.usage.service > 0
     assert last.extra["service"] == pytest.approx(last.usage.service)
 
+    spent = last.usage.service
     follow = ProgramTag(
         program_id="prog-meta",
         call_id="meta-c2",
         parent_ids=("meta-c1",),
-        service_at_arrival=last.usage.service,
+        snapshot=ProgramSnapshot(service=spent, total_service=spent),
     )
     second = (await _collect(plas_engine, _request("meta-c2", follow)))[-1]
-    assert second.usage is not None
-    # PLAS: the program's priority is its summed service.
-    assert second.extra["program_service"] == pytest.approx(
-        last.usage.service + second.usage.service
-    )
+    assert second.usage is not None and second.usage.service > 0
+    # The engine keeps no program rows: its report is the call's own service, which the
+    # front end's table folds into the program.
+    assert second.extra["service"] == pytest.approx(second.usage.service)
+    assert "program_service" not in second.extra
 
 
 async def test_aborted_request_frees_its_slot(plas_engine: LocalVLLMEngine) -> None:

@@ -13,6 +13,7 @@ from autellix_integrations.vllm import (
     SettingsError,
     arrival_from_xargs,
 )
+from autellix_protocol import ProgramSnapshot
 
 
 def test_environment_sets_core_fields_and_additional_config_wins() -> None:
@@ -62,11 +63,12 @@ def test_bad_settings_are_rejected(extra: dict[str, object] | None, env: dict[st
 
 
 def test_program_tag_round_trips_through_vllm_xargs() -> None:
-    tag = ProgramTag("p1", "t2", "c3", ("a", "b"), 1.25)
+    snapshot = ProgramSnapshot(service=1.25, critical_path=2.5, total_service=1.0, total_wait=0.5)
+    tag = ProgramTag("p1", "t2", "c3", ("a", "b"), snapshot)
     arrival = arrival_from_xargs("req-9", tag.as_xargs(), prompt_tokens=7, max_tokens=5)
     assert (arrival.call_id, arrival.program_id, arrival.thread_id) == ("c3", "p1", "t2")
     assert arrival.parent_ids == ("a", "b")
-    assert arrival.service_at_arrival == 1.25
+    assert arrival.snapshot == snapshot
     assert (arrival.prompt_tokens, arrival.max_tokens) == (7, 5)
 
 
@@ -74,7 +76,7 @@ def test_a_request_without_metadata_is_its_own_program() -> None:
     arrival = arrival_from_xargs("req-1", None, prompt_tokens=3, max_tokens=None)
     assert arrival.program_id == "request:req-1"
     assert arrival.call_id == "req-1"
-    assert arrival.service_at_arrival is None
+    assert arrival.snapshot == ProgramSnapshot()
 
 
 @pytest.mark.parametrize(
@@ -83,6 +85,7 @@ def test_a_request_without_metadata_is_its_own_program() -> None:
         {"autellix_service": "-1"},
         {"autellix_service": "nan"},
         {"autellix_service": "fast"},
+        {"autellix_total_wait": "-0.5"},
         {"autellix_parent_ids": 5},
         {"autellix_program_id": {"a": 1}},
     ],

@@ -28,7 +28,14 @@ def test_program_life_cycle(server: LiveServer) -> None:
         assert row["num_calls"] == 1 and row["service"] > 0
         ended = client.delete("/v1/programs/life")
         assert ended.status_code == 200 and ended.json()["finished"]
-        assert client.get("/v1/programs/life").status_code == 404
+        assert ended.json()["state"] == "finished"
+        history = client.get("/v1/programs/life")
+        assert history.status_code == 200
+        assert history.json()["state"] == "finished"
+        assert history.json()["service"] == row["service"]
+        assert [c["status"] for c in history.json()["calls"]] == ["finished"]
+        assert "life" not in [p["program_id"] for p in client.get("/v1/programs").json()["data"]]
+        assert client.delete("/v1/programs/life").status_code == 404
 
 
 def test_generated_program_id(server: LiveServer) -> None:
@@ -48,7 +55,7 @@ def test_idle_programs_are_ended(serve: Any) -> None:
         assert client.get("/v1/programs/sleepy").status_code == 200
         deadline = time.monotonic() + 5
         for program in ("sleepy", "busy"):
-            while client.get(f"/v1/programs/{program}").status_code == 200:
+            while client.get(f"/v1/programs/{program}").json()["state"] == "running":
                 assert time.monotonic() < deadline, f"idle program {program} was never ended"
                 time.sleep(0.05)
     assert live.metric("autellix_program_latency_seconds_count") >= 2

@@ -21,7 +21,6 @@ def engine(model: LinearCostModel = TOKENS_MODEL, **settings: object) -> SimEngi
 
 def add(sim: SimEngine, call_id: str, prompt: int, output: int, now: float = 0.0) -> None:
     program_id = f"p-{call_id}"
-    sim.table.start_program(program_id, now)
     segments = (PromptSegment(f"{call_id}:in", prompt),)
     sim.add_call(CallArrival(call_id, program_id, prompt_tokens=prompt), segments, output, now)
 
@@ -85,14 +84,13 @@ def test_fused_decode_steps_give_the_same_finish_times() -> None:
 
 def test_a_call_larger_than_the_kv_cache_is_rejected_and_nothing_changes() -> None:
     sim = engine(num_kv_blocks=4)
-    sim.table.start_program("p", 0.0)
     arrival = CallArrival("big", "p", prompt_tokens=20)
     with pytest.raises(InvalidCallError):
         sim.add_call(arrival, (PromptSegment("x", 20),), 1, 0.0)
     with pytest.raises(InvalidCallError):
         sim.add_call(CallArrival("neg", "p", prompt_tokens=2), (PromptSegment("x", 2),), -1, 0.0)
     assert sim.num_calls == 0
-    assert "big" not in sim.table.calls
+    assert "big" not in sim.scheduler.calls
 
 
 def test_multi_step_scheduling_admits_new_calls_only_every_n_steps() -> None:

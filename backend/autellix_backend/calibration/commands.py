@@ -61,8 +61,8 @@ async def _calibrate(
     from autellix_backend.calibration.probes import DECODE_BATCHES, run_probes
     from autellix_backend.calibration.steps import read_step_log
     from autellix_backend.calibration.workloads import poisson_mix
+    from autellix_backend.drivers.replay import replay
     from autellix_backend.engines.local_vllm import LocalVLLMEngine
-    from autellix_backend.engines.replay import replay
 
     scheduler = SchedulerConfig(policy=Policy.PLAS)
     with tempfile.TemporaryDirectory(prefix="autellix-calibrate-") as tmp:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autellix_backend.core import SchedulerConfig
+from autellix_backend.drivers.replay import PriorityHint, replay
 from autellix_backend.engines.base import EngineAdapter
-from autellix_backend.engines.replay import PriorityHint, replay
 from autellix_backend.sim.config import EngineConfig, PreemptionMode, SimConfig
 from autellix_backend.sim.results import percentile
 from autellix_backend.sim.simulator import run_simulation

@@ -11,8 +11,8 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 
+from autellix_backend.drivers.replay import prompt_token_ids
 from autellix_backend.engines.base import EngineAdapter, EngineRequest, ProgramTag, RequestKind
-from autellix_backend.engines.replay import prompt_token_ids
 from autellix_backend.workloads.spec import CallSpec, PromptSegment
 
 PREFILL_LENGTHS = (16, 64, 128, 256, 512, 1024)

@@ -1,18 +1,20 @@
-"""The global process table: programs, their threads and their calls.
+"""The process table: programs, their threads, calls, DAG, and the history of finished ones.
 
 Plain data and bookkeeping only: priorities are the policies' business and ordering is the
-scheduler's. One table can be shared by the schedulers of several engines, which is how the
-backend gives every engine the same program-level view.
+engine queues'. One table, owned by the front end (the gateway, the simulator's front end, the
+replay driver), is the only writer of program state; each call reaches its engine with a
+frozen ``ProgramSnapshot`` taken from it, and the engine reports the service it consumed back.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterator
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from autellix_backend.core.dag import ProgramDag
 from autellix_backend.core.errors import (
     DuplicateError,
     InvalidCallError,
@@ -20,6 +22,7 @@ from autellix_backend.core.errors import (
     UnknownCallError,
     UnknownProgramError,
 )
+from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot, ProtocolError
 
 
 class CallStatus(IntEnum):
@@ -54,8 +57,9 @@ class CallArrival:
     """Upper bound on output tokens, if the client set one."""
     oracle_remaining: float | None = None
     """Remaining service of the whole program, known only to a clairvoyant simulation (SRPT)."""
-    service_at_arrival: float | None = None
-    """Program priority read by a remote front end; overrides the table's own view."""
+    snapshot: ProgramSnapshot | None = None
+    """The program as the front end's table saw it; None is a program the engine knows
+    nothing about (every call starts in Q1)."""
 
     def validate(self) -> None:
         if not self.call_id:
@@ -68,10 +72,14 @@ class CallArrival:
             raise InvalidCallError(f"prompt_tokens must be >= 0, got {self.prompt_tokens}")
         if self.max_tokens is not None and self.max_tokens < 0:
             raise InvalidCallError(f"max_tokens must be >= 0, got {self.max_tokens}")
-        for name in ("oracle_remaining", "service_at_arrival"):
-            value = getattr(self, name)
-            if value is not None and (value < 0 or math.isnan(value)):
-                raise InvalidCallError(f"{name} must be >= 0, got {value}")
+        value = self.oracle_remaining
+        if value is not None and (value < 0 or math.isnan(value)):
+            raise InvalidCallError(f"oracle_remaining must be >= 0, got {value}")
+        if self.snapshot is not None:
+            try:
+                self.snapshot.validate()
+            except ProtocolError as exc:
+                raise InvalidCallError(str(exc)) from None
         if self.call_id in self.parent_ids:
             raise InvalidCallError("a call cannot be its own parent")
 
@@ -113,6 +121,38 @@ class CallRecord:
     finish_time: float | None = None
     seq: int = 0
     """Arrival order; breaks ties FCFS."""
+    snapshot: ProgramSnapshot = ZERO_SNAPSHOT
+    """The program's state the call was ranked by (refreshed while it waits)."""
+
+    def start(self, now: float) -> None:
+        """The call runs from ``now``: its current wait ends."""
+        if self.status.is_done:
+            raise InvalidTransitionError(f"call {self.call_id!r} is already {self.status.name}")
+        self._end_wait(now)
+        if self.first_scheduled_time is None:
+            self.first_scheduled_time = now
+        self.status = CallStatus.RUNNING
+
+    def preempt(self, now: float) -> None:
+        """The running call gives way and waits again from ``now``."""
+        if self.status is not CallStatus.RUNNING:
+            raise InvalidTransitionError(f"call {self.call_id!r} is not running")
+        self.status = CallStatus.PREEMPTED
+        self.waiting_since = now
+        self.num_preemptions += 1
+
+    def close(self, now: float, *, aborted: bool = False) -> None:
+        """The call ends (finished, or aborted / failed: its service still counts)."""
+        if self.status.is_done:
+            raise InvalidTransitionError(f"call {self.call_id!r} is already {self.status.name}")
+        self._end_wait(now)
+        self.status = CallStatus.ABORTED if aborted else CallStatus.FINISHED
+        self.finish_time = now
+
+    def _end_wait(self, now: float) -> None:
+        if self.waiting_since is not None:
+            self.wait += max(0.0, now - self.waiting_since)
+            self.waiting_since = None
 
     def current_wait(self, now: float) -> float:
         """Total waiting time up to ``now``."""
@@ -165,10 +205,35 @@ class ProgramRecord:
     num_output_tokens: int = 0
     finished_call_ids: deque[str] = field(default_factory=deque)
     """Finished calls still kept in ``calls``, oldest first (bounded by the table)."""
+    dag: ProgramDag = field(default_factory=lambda: ProgramDag(10_000))
+    """Nodes, edges and threads the front end reported (bounded by the table)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    end_time: float | None = None
+    """When the program ended (its session closed); None while it runs."""
 
     @property
     def active_calls(self) -> Iterator[CallRecord]:
         return (c for c in self.calls.values() if not c.status.is_done)
+
+    @property
+    def state(self) -> str:
+        """``running`` while the program is in the table, ``finished`` once in its history."""
+        return "running" if self.end_time is None else "finished"
+
+    def snapshot(self, parent_ids: Sequence[str] = ()) -> ProgramSnapshot:
+        """The frozen view a call of this program carries to its engine.
+
+        ``critical_path`` is the longest path ending at the call's known parents (exact-DAG
+        ATLAS), or the program-wide scalar when none of them is known.
+        """
+        ends = self.call_path_end
+        path = max((ends[p] for p in parent_ids if p in ends), default=None)
+        return ProgramSnapshot(
+            service=self.service,
+            critical_path=self.service if path is None else path,
+            total_service=self.total_service,
+            total_wait=self.total_wait,
+        )
 
 
 class ProcessTable:
@@ -176,14 +241,31 @@ class ProcessTable:
 
     Methods validate their input before touching any state, so a rejected request leaves the
     table unchanged.
+
+    Args:
+        max_finished_calls_per_program: finished calls kept per program (oldest go first).
+        max_dag_nodes: DAG nodes kept per program.
+        history_size: ended programs kept, readable by ``finished``; 0 keeps none.
     """
 
-    def __init__(self, *, max_finished_calls_per_program: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        max_finished_calls_per_program: int = 10_000,
+        max_dag_nodes: int = 10_000,
+        history_size: int = 1_000,
+    ) -> None:
+        if history_size < 0:
+            raise ValueError("history_size must be >= 0")
         self.programs: dict[str, ProgramRecord] = {}
         self.calls: dict[str, CallRecord] = {}
+        self.history: OrderedDict[str, ProgramRecord] = OrderedDict()
+        """Ended programs, oldest first, at most ``history_size``."""
         self.max_finished_calls_per_program = max_finished_calls_per_program
+        self.max_dag_nodes = max_dag_nodes
+        self.history_size = history_size
         self.num_completions = 0
-        """Calls completed or aborted so far (schedulers sharing the table watch it)."""
+        """Calls completed or aborted so far."""
         self._seq = 0
 
     def __len__(self) -> int:
@@ -205,8 +287,14 @@ class ProcessTable:
             if exist_ok:
                 return existing
             raise DuplicateError(f"program {program_id!r} already exists")
-        program = ProgramRecord(program_id=program_id, start_time=now, last_arrival=now)
-        program.owner = owner
+        program = ProgramRecord(
+            program_id=program_id,
+            start_time=now,
+            last_arrival=now,
+            owner=owner,
+            dag=ProgramDag(self.max_dag_nodes),
+        )
+        self.history.pop(program_id, None)
         self.programs[program_id] = program
         return program
 
@@ -216,13 +304,30 @@ class ProcessTable:
         except KeyError:
             raise UnknownProgramError(program_id) from None
 
-    def end_program(self, program_id: str) -> ProgramRecord:
-        """Remove a program and all its calls from the table (end of session)."""
+    def end_program(
+        self, program_id: str, now: float | None = None, *, keep: bool = True
+    ) -> ProgramRecord:
+        """End a program: it leaves the live table for the bounded history (end of session).
+
+        Calls still in flight stay readable in the record; their engines' reports no longer
+        change it. ``keep=False`` leaves it out of the history (a one-call untagged program).
+        """
         program = self.program(program_id)
         for call_id in program.calls:
             self.calls.pop(call_id, None)
         del self.programs[program_id]
+        if now is None:
+            now = program.last_completion or program.last_arrival
+        program.end_time = now
+        if keep and self.history_size:
+            self.history[program_id] = program
+            while len(self.history) > self.history_size:
+                self.history.popitem(last=False)
         return program
+
+    def finished(self, program_id: str) -> ProgramRecord | None:
+        """An ended program still in the history, or None."""
+        return self.history.get(program_id)
 
     def add_thread(self, program_id: str, thread_id: str) -> ThreadRecord:
         """The row of ``thread_id`` in ``program_id``, created if the program has none yet."""
@@ -242,7 +347,14 @@ class ProcessTable:
         except KeyError:
             raise UnknownCallError(call_id) from None
 
-    def add_call(self, arrival: CallArrival, now: float, *, priority: float) -> CallRecord:
+    def add_call(
+        self,
+        arrival: CallArrival,
+        now: float,
+        *,
+        priority: float,
+        snapshot: ProgramSnapshot = ZERO_SNAPSHOT,
+    ) -> CallRecord:
         """Register a new call of an existing program, waiting from ``now``."""
         arrival.validate()
         program = self.program(arrival.program_id)
@@ -261,6 +373,7 @@ class ProcessTable:
             priority=priority,
             waiting_since=now,
             seq=self._seq,
+            snapshot=snapshot,
         )
         self.calls[call.call_id] = call
         program.calls[call.call_id] = call
@@ -273,31 +386,14 @@ class ProcessTable:
         return call
 
     def mark_running(self, call: CallRecord, now: float) -> None:
-        if call.status.is_done:
-            raise InvalidTransitionError(f"call {call.call_id!r} is already {call.status.name}")
-        if call.waiting_since is not None:
-            call.wait += max(0.0, now - call.waiting_since)
-            call.waiting_since = None
-        if call.first_scheduled_time is None:
-            call.first_scheduled_time = now
-        call.status = CallStatus.RUNNING
+        call.start(now)
 
     def mark_preempted(self, call: CallRecord, now: float) -> None:
-        if call.status is not CallStatus.RUNNING:
-            raise InvalidTransitionError(f"call {call.call_id!r} is not running")
-        call.status = CallStatus.PREEMPTED
-        call.waiting_since = now
-        call.num_preemptions += 1
+        call.preempt(now)
 
     def complete_call(self, call: CallRecord, now: float, *, aborted: bool = False) -> None:
         """Close a call and fold its wait and service into its program and thread."""
-        if call.status.is_done:
-            raise InvalidTransitionError(f"call {call.call_id!r} is already {call.status.name}")
-        if call.waiting_since is not None:
-            call.wait += max(0.0, now - call.waiting_since)
-            call.waiting_since = None
-        call.status = CallStatus.ABORTED if aborted else CallStatus.FINISHED
-        call.finish_time = now
+        call.close(now, aborted=aborted)
         self.num_completions += 1
         program = self.programs.get(call.program_id)
         if program is None:

@@ -7,7 +7,11 @@ An engine drives it with four calls, in the shape of vLLM's scheduler:
 3. ``update_from_step(progress, step_time, now)`` after the step: attained service, demotion,
 4. ``finish_call(call_id, now)`` (or ``abort_call``) when a call ends.
 
-The vLLM plugin, the simulated engine and the backend all use this class; it does no I/O.
+It keeps queues, not programs: a call arrives with a frozen ``ProgramSnapshot`` taken from the
+front end's process table, its priority is computed once by the policy from that snapshot, and
+``refresh`` replaces the snapshot of a program's calls while they wait. The finished call it
+returns (service, wait, preemptions) is what the engine reports back to the table. The vLLM
+plugin, the simulated engine and the backend all use this class; it does no I/O.
 """
 
 from __future__ import annotations
@@ -16,58 +20,53 @@ import heapq
 import itertools
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from autellix_backend.core.config import QueueOrder, SchedulerConfig, ServiceUnit
-from autellix_backend.core.errors import InvalidCallError, UnknownCallError
+from autellix_backend.core.errors import DuplicateError, InvalidCallError, UnknownCallError
 from autellix_backend.core.outputs import CallProgress, SchedulerDecision
-from autellix_backend.core.process_table import (
-    CallArrival,
-    CallRecord,
-    ProcessTable,
-    ProgramRecord,
-)
+from autellix_backend.core.policies import PriorityPolicy, make_policy
+from autellix_backend.core.process_table import CallArrival, CallRecord
 from autellix_backend.core.queues import MultiLevelQueue
-from autellix_backend.core.tracker import ProgramTracker
+from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot
 
 if TYPE_CHECKING:
     from autellix_backend.core.budget import BatchBudget
 
 
 class Scheduler:
-    """Program-aware scheduler for the calls of one engine.
+    """Program-aware queue of the calls of one engine (the engine's live calls only).
 
     Args:
         config: policy and queue settings.
-        table: the process table to read program state from and write it to; pass the same
-            table to the schedulers of several engines to give them one global view.
-        engine_id: recorded on calls and programs that this scheduler serves.
+        engine_id: recorded on the calls this scheduler serves.
+        policy: the policy instance to use (default: ``config.policy``).
     """
 
     def __init__(
         self,
         config: SchedulerConfig | None = None,
         *,
-        table: ProcessTable | None = None,
         engine_id: str = "engine-0",
+        policy: PriorityPolicy | None = None,
     ) -> None:
         self.config = config or SchedulerConfig()
-        self.tracker = ProgramTracker(self.config.policy, table)
-        self.policy = self.tracker.policy
-        self.table = self.tracker.table
+        self.policy = policy or make_policy(self.config.policy)
         self.engine_id = engine_id
         discretised = self.policy.discretised
         self.queue = MultiLevelQueue(self.config if discretised else _single_queue(self.config))
+        self.calls: dict[str, CallRecord] = {}
+        """Live calls (waiting, preempted or running) by id."""
         self.running: dict[str, CallRecord] = {}
+        self._program_calls: dict[str, dict[str, CallRecord]] = {}
         self.num_preemptions = 0
         self.num_promotions = 0
         # Anti-starvation: the time at which each waiting call below Q1 would reach beta,
         # in a lazy heap. Entries are valid while they match ``_deadline``.
         self._deadline: dict[str, float] = {}
         self._deadline_heap: list[tuple[float, int, str]] = []
-        self._owns_table = table is None
-        self._rescan: list[CallRecord] = []
-        self._completions_seen = 0
+        self._seq = 0
         self._quanta = (
             [self.config.quantum(i) for i in range(self.config.num_queues)]
             if discretised
@@ -77,29 +76,80 @@ class Scheduler:
     # Arrivals and completions --------------------------------------------------
 
     def add_call(self, arrival: CallArrival, now: float) -> CallRecord:
-        """Admit a new call of an existing program; it waits until ``schedule`` picks it."""
-        call = self.tracker.admit(arrival, now, engine_id=self.engine_id)
-        level = self.queue.level_for(call.priority) if self.policy.discretised else 0
+        """Queue a new call; it waits until ``schedule`` picks it.
+
+        Its priority is computed once, by the policy, from ``arrival.snapshot``.
+
+        Raises:
+            InvalidCallError: malformed arrival. DuplicateError: the call id is live here.
+        """
+        arrival.validate()
+        if arrival.call_id in self.calls:
+            raise DuplicateError(f"call {arrival.call_id!r} already exists")
+        snapshot = arrival.snapshot or ZERO_SNAPSHOT
+        priority = self.policy.priority(snapshot, arrival)
+        self._seq += 1
+        call = CallRecord(
+            call_id=arrival.call_id,
+            program_id=arrival.program_id,
+            thread_id=arrival.thread_id,
+            parent_ids=tuple(arrival.parent_ids),
+            prompt_tokens=arrival.prompt_tokens,
+            max_tokens=arrival.max_tokens,
+            arrival_time=now,
+            oracle_remaining=arrival.oracle_remaining,
+            priority=priority,
+            waiting_since=now,
+            engine_id=self.engine_id,
+            seq=self._seq,
+            snapshot=snapshot,
+        )
+        self.calls[call.call_id] = call
+        self._program_calls.setdefault(call.program_id, {})[call.call_id] = call
+        level = self.queue.level_for(priority) if self.policy.discretised else 0
         self.queue.push(call, level)
         self._arm_deadline(call)
         return call
 
+    def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> int:
+        """Give a program's live calls here its new state; returns how many calls it touched.
+
+        Waiting calls that never ran move down to the queue of the program's new service
+        (PLAS: service the program attained elsewhere counts against them too); every call's
+        in-queue order and anti-starvation deadline follow the new totals. A call keeps its
+        own critical path (exact-DAG ATLAS), which only its parents set.
+        """
+        calls = self._program_calls.get(program_id)
+        if not calls:
+            return 0
+        discretised = self.policy.discretised
+        for call in calls.values():
+            call.snapshot = replace(snapshot, critical_path=call.snapshot.critical_path)
+            if discretised and call.first_scheduled_time is None and call.waiting_since is not None:
+                level = self.queue.level_for(self.policy.priority(call.snapshot, _NO_ARRIVAL))
+                if level > call.level and call.starve_wait_base == 0.0:
+                    self.queue.move(call, level)
+            if call.waiting_since is not None:
+                self._arm_deadline(call)
+        return len(calls)
+
     def finish_call(self, call_id: str, now: float) -> CallRecord:
-        """Close a completed call and fold its service into its program's priority."""
-        call = self._own(call_id)
-        self._detach(call)
-        self.tracker.complete(call, now)
-        self._completions_seen += 1
-        self._rearm_program(call.program_id)
-        return call
+        """Close a completed call; the returned record is what the engine reports back."""
+        return self._close(call_id, now, aborted=False)
 
     def abort_call(self, call_id: str, now: float) -> CallRecord:
-        """Drop a call (client gone, engine failed); its service still counts for its program."""
+        """Drop a call (client gone, engine failed); its service is in the returned record."""
+        return self._close(call_id, now, aborted=True)
+
+    def _close(self, call_id: str, now: float, *, aborted: bool) -> CallRecord:
         call = self._own(call_id)
         self._detach(call)
-        self.tracker.complete(call, now, aborted=True)
-        self._completions_seen += 1
-        self._rearm_program(call.program_id)
+        call.close(now, aborted=aborted)
+        del self.calls[call_id]
+        calls = self._program_calls[call.program_id]
+        del calls[call_id]
+        if not calls:
+            del self._program_calls[call.program_id]
         return call
 
     # Scheduling ----------------------------------------------------------------
@@ -129,7 +179,7 @@ class Scheduler:
         preempted: list[CallRecord] = []
         for call in list(self.running.values()):
             if call.call_id not in chosen:
-                self.table.mark_preempted(call, now)
+                call.preempt(now)
                 del self.running[call.call_id]
                 preempted.append(call)
                 if self.config.requeue_preempted:
@@ -138,7 +188,7 @@ class Scheduler:
         started: list[CallRecord] = []
         for call in scheduled:
             if call.call_id not in self.running:
-                self.table.mark_running(call, now)
+                call.start(now)
                 self.running[call.call_id] = call
                 started.append(call)
         self.num_preemptions += len(preempted)
@@ -155,13 +205,13 @@ class Scheduler:
         """Credit service to the calls that ran in a step and demote those past their quantum."""
         if step_time < 0:
             raise InvalidCallError(f"step_time must be >= 0, got {step_time}")
-        calls = self.table.calls
+        calls = self.calls
         resolved: list[tuple[CallRecord, CallProgress]] = []
         for item in progress:
             if item.num_prefill_tokens < 0 or item.num_decode_tokens < 0:
                 raise InvalidCallError("token counts in a step must be >= 0")
             call = calls.get(item.call_id)
-            if call is None or call.engine_id != self.engine_id or call.status.is_done:
+            if call is None:
                 raise UnknownCallError(item.call_id)
             resolved.append((call, item))
         by_time = self.config.service_unit is ServiceUnit.ENGINE_TIME
@@ -198,8 +248,11 @@ class Scheduler:
         return [c for c in self._priority_order() if c.call_id not in self.running]
 
     def has_call(self, call_id: str) -> bool:
-        call = self.table.calls.get(call_id)
-        return call is not None and call.engine_id == self.engine_id and not call.status.is_done
+        return call_id in self.calls
+
+    def program_ids(self) -> list[str]:
+        """Programs with live calls here."""
+        return list(self._program_calls)
 
     # Phases --------------------------------------------------------------------
 
@@ -208,13 +261,12 @@ class Scheduler:
             return sorted(self.queue, key=self.policy.sort_key)
         if self.config.queue_order is QueueOrder.FIFO:
             return list(self.queue)
-        programs = self.table.programs
         order: list[CallRecord] = []
         for level in self.queue.levels:
             order.extend(
                 call
                 for _, _, call in sorted(
-                    (_attained(programs.get(c.program_id), c), i, c)
+                    (c.snapshot.total_service + c.service, i, c)
                     for i, c in enumerate(level.values())
                 )
             )
@@ -250,14 +302,11 @@ class Scheduler:
     def _promote_starving(self, now: float) -> tuple[str, ...]:
         """Move waiting calls whose (W_program + W_call) / (T_program + T_call) >= beta to Q1.
 
-        Deadlines are exact for this engine's own completions. When the table is shared with
-        other engines, a few calls per decision are re-armed in turn, so the programs that other
-        engines advanced are picked up within a bounded number of decisions.
+        W_program and T_program come from each call's snapshot, so waits and service the
+        program had on any engine count; ``refresh`` re-arms the deadlines when they change.
         """
         if not self._starvation_enabled():
             return ()
-        if not self._owns_table:
-            self._rearm_after_foreign_completions()
         promoted: list[str] = []
         heap = self._deadline_heap
         while heap and heap[0][0] <= now:
@@ -265,7 +314,7 @@ class Scheduler:
             if self._deadline.get(call_id) != deadline:
                 continue
             del self._deadline[call_id]
-            call = self.table.calls.get(call_id)
+            call = self.calls.get(call_id)
             if call is None or call.waiting_since is None or call.level == 0:
                 continue
             if self._starve_deadline(call) > now:
@@ -288,13 +337,13 @@ class Scheduler:
     def _starve_deadline(self, call: CallRecord) -> float:
         """The time at which a waiting ``call`` reaches the beta ratio (inf if never)."""
         beta = self.config.starvation_beta
-        program = self.table.programs.get(call.program_id)
-        if beta is None or program is None or call.waiting_since is None:
+        if beta is None or call.waiting_since is None:
             return math.inf
-        service = program.total_service + call.service - call.starve_service_base
+        snapshot = call.snapshot
+        service = snapshot.total_service + call.service - call.starve_service_base
         if service <= 0:
             return math.inf
-        wait_so_far = program.total_wait + call.wait - call.starve_wait_base
+        wait_so_far = snapshot.total_wait + call.wait - call.starve_wait_base
         return call.waiting_since + beta * service - wait_so_far
 
     def _arm_deadline(self, call: CallRecord) -> None:
@@ -308,25 +357,6 @@ class Scheduler:
         self._deadline[call.call_id] = deadline
         heapq.heappush(self._deadline_heap, (deadline, call.seq, call.call_id))
 
-    def _rearm_after_foreign_completions(self) -> None:
-        """Re-arm a few deadlines per decision once other engines have completed calls."""
-        completions = self.table.num_completions
-        if completions != self._completions_seen and not self._rescan:
-            self._rescan = [c for level in self.queue.levels[1:] for c in level.values()]
-        self._completions_seen = completions
-        for _ in range(min(_RESCAN_PER_DECISION, len(self._rescan))):
-            call = self._rescan.pop()
-            if call.call_id in self._deadline:
-                self._arm_deadline(call)
-
-    def _rearm_program(self, program_id: str) -> None:
-        program = self.table.programs.get(program_id)
-        if program is None or not self._deadline:
-            return
-        for call in program.active_calls:
-            if call.call_id in self._deadline:
-                self._arm_deadline(call)
-
     def _demote_if_spent(self, call: CallRecord) -> None:
         last = self.config.num_queues - 1
         while call.level < last and call.quantum_used >= self.config.quantum(call.level):
@@ -335,8 +365,8 @@ class Scheduler:
             call.quantum_used = spill
 
     def _own(self, call_id: str) -> CallRecord:
-        call = self.table.calls.get(call_id)
-        if call is None or call.engine_id != self.engine_id or call.status.is_done:
+        call = self.calls.get(call_id)
+        if call is None:
             raise UnknownCallError(call_id)
         return call
 
@@ -346,12 +376,9 @@ class Scheduler:
         self._deadline.pop(call.call_id, None)
 
 
-_RESCAN_PER_DECISION = 32
-
-
-def _attained(program: ProgramRecord | None, call: CallRecord) -> float:
-    """The program's attained service including the call's own progress."""
-    return (program.total_service if program is not None else 0.0) + call.service
+_NO_ARRIVAL = CallArrival(call_id="-", program_id="-")
+"""Stands in for the arrival when a refreshed snapshot is re-ranked (policies that rank by
+arrival fields, SRPT, are not discretised and never re-rank)."""
 
 
 def _single_queue(config: SchedulerConfig) -> SchedulerConfig:

@@ -9,32 +9,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from autellix_protocol.snapshot import ProgramSnapshot
+from autellix_protocol.xargs import CallTag
+
 
 class RequestKind(StrEnum):
     CHAT = "chat"
     COMPLETION = "completion"
 
 
-@dataclass(frozen=True, slots=True)
-class ProgramTag:
-    """Program metadata carried by every call (from request headers or defaults)."""
-
-    program_id: str
-    thread_id: str = "main"
-    call_id: str = ""
-    parent_ids: tuple[str, ...] = ()
-    service_at_arrival: float = 0.0
-    """The program's priority in the backend's global table when the call arrived."""
-
-    def as_xargs(self) -> dict[str, str]:
-        """The tag as vLLM ``vllm_xargs`` / ``SamplingParams.extra_args`` (flat strings)."""
-        return {
-            "autellix_program_id": self.program_id,
-            "autellix_thread_id": self.thread_id,
-            "autellix_call_id": self.call_id,
-            "autellix_parent_ids": ",".join(self.parent_ids),
-            "autellix_service": repr(float(self.service_at_arrival)),
-        }
+ProgramTag = CallTag
+"""Program metadata carried by every call: ids and the program's snapshot (the protocol's
+``CallTag``; ``as_xargs()`` writes it as ``vllm_xargs``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +96,10 @@ class EngineAdapter(ABC):
 
     @abstractmethod
     def load(self) -> EngineLoad: ...
+
+    def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:  # noqa: B027
+        """The program's state changed at the front end: re-rank its calls still waiting here.
+
+        Engines the front end cannot reach between calls (a remote vLLM) keep the snapshot
+        each call arrived with; the default does nothing.
+        """

@@ -1,11 +1,11 @@
 """A remote vLLM server running the Autellix scheduler plugin.
 
 Start the server with ``--scheduler-cls autellix_integrations.vllm.AutellixScheduler`` (see
-docs/engines.md). Each call's ``ProgramTag`` is sent as ``vllm_xargs``; the server schedules
-it with the core. Streamed responses carry no service report, so the call's service is read
-from the plugin's side channel (``report_url``, the server's ``AUTELLIX_REPORT_PORT``). With
-no ``report_url`` the tag is sent without ``autellix_service``: the engine's own table then
-sets the program's priority (right for one engine), and the reported service is 0.
+docs/engines.md). Each call's ``ProgramTag`` (ids and the program snapshot) is sent as
+``vllm_xargs``; the server ranks it by that snapshot and keeps no program rows. Streamed
+responses carry no service report, so the call's service is read from the plugin's side
+channel (``report_url``, the server's ``AUTELLIX_REPORT_PORT``); with no ``report_url`` the
+reported service is 0.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import httpx
 
 from autellix_backend.engines.base import EngineRequest
 from autellix_backend.engines.openai_http import OpenAIHTTPEngine, log
-
-SERVICE_KEY = "autellix_service"
+from autellix_protocol.report import REPORT_KEY
+from autellix_protocol.report import service_of as reported_service
 
 
 class RemoteVLLMEngine(OpenAIHTTPEngine):
@@ -40,16 +40,13 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
 
     def decorate(self, body: dict[str, Any], request: EngineRequest) -> dict[str, Any]:
         xargs: dict[str, Any] = dict(body.get("vllm_xargs") or {})
-        tag = request.tag.as_xargs()
-        if self.report_url is None:
-            tag.pop(SERVICE_KEY, None)
-        xargs.update(tag)
+        xargs.update(request.tag.as_xargs())
         return {**body, "vllm_xargs": xargs}
 
     async def service_of(self, request: EngineRequest, final: Mapping[str, Any]) -> float:
-        report = (final.get("kv_transfer_params") or {}).get("autellix")
-        if isinstance(report, Mapping):
-            return float(report.get("service", 0.0))
+        reported = reported_service((final.get("kv_transfer_params") or {}).get(REPORT_KEY))
+        if reported is not None:
+            return reported
         if self.report_url is None or self._client is None:
             return 0.0
         url = f"{self.report_url}/calls/{request.tag.call_id or request.request_id}"
@@ -60,6 +57,6 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
                 log.warning("engine %s: no service report (%s)", self.engine_id, exc)
                 return 0.0
             if response.status_code == 200:
-                return float(response.json().get("service", 0.0))
+                return reported_service(response.json()) or 0.0
             await asyncio.sleep(0.05 * (attempt + 1))
         return 0.0

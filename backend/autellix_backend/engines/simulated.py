@@ -1,7 +1,9 @@
 """The simulated engine behind the gateway: ``SimEngine`` stepped in real (or scaled) time.
 
 Calls are scheduled by the core ``Scheduler`` inside ``SimEngine``, exactly as in offline
-simulations; this adapter only sleeps for each step's simulated duration (times
+simulations: each ranked by the program snapshot it arrives with (``ProgramTag.snapshot``),
+refreshed by the gateway while it waits; the engine keeps no program rows. This adapter only
+sleeps for each step's simulated duration (times
 ``time_scale``) and streams deterministic filler text, one word per generated token. Each
 call generates ``max_tokens`` tokens.
 """
@@ -30,6 +32,7 @@ from autellix_backend.sim.config import EngineConfig
 from autellix_backend.sim.engine import SimEngine, StepOutcome
 from autellix_backend.sim.results import CallResult
 from autellix_backend.workloads.spec import PromptSegment
+from autellix_protocol.snapshot import ProgramSnapshot
 
 log = logging.getLogger("autellix.engines.simulated")
 
@@ -75,8 +78,8 @@ class SimulatedEngine(EngineAdapter):
     Args:
         engine_id: name in the gateway.
         model: model name clients ask for.
-        scheduler: scheduling-core settings (the policy); the program's service arrives with
-            each call (``ProgramTag.service_at_arrival``).
+        scheduler: scheduling-core settings (the policy); the program's state arrives with
+            each call (``ProgramTag.snapshot``).
         time_scale: wall seconds per simulated second; 0 runs steps back to back.
         default_max_tokens: output length of a request that sets no ``max_tokens``.
         engine_options: ``sim.config.EngineConfig`` fields (``profile``, ``max_num_seqs``...).
@@ -104,7 +107,6 @@ class SimulatedEngine(EngineAdapter):
         self._engine_config = EngineConfig(**engine_options)
         self._sim = SimEngine(self._engine_config, self._scheduler_config, engine_id=engine_id)
         self._calls: dict[str, _Call] = {}
-        self._program_calls: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failure: str | None = None
@@ -145,6 +147,9 @@ class SimulatedEngine(EngineAdapter):
         scheduler = self._sim.scheduler
         return EngineLoad(num_running=scheduler.num_running, num_waiting=scheduler.num_waiting)
 
+    def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:
+        self._sim.scheduler.refresh(program_id, snapshot)
+
     def queue_lengths(self) -> tuple[int, ...]:
         """Calls in each of the scheduler's priority queues, Q1 first."""
         return tuple(self._sim.scheduler.queue.lengths())
@@ -175,22 +180,16 @@ class SimulatedEngine(EngineAdapter):
         tag = request.tag
         max_tokens = _max_tokens(request.body, self.default_max_tokens)
         segments = _prompt_segments(request)
-        now = self._now()
-        self._sim.table.start_program(tag.program_id, now, exist_ok=True)
         arrival = CallArrival(
             call_id=request.request_id,
             program_id=tag.program_id,
             thread_id=tag.thread_id,
+            parent_ids=tag.parent_ids,
             prompt_tokens=sum(s.num_tokens for s in segments),
             max_tokens=max_tokens,
-            service_at_arrival=tag.service_at_arrival,
+            snapshot=tag.snapshot,
         )
-        self._program_calls[tag.program_id] = self._program_calls.get(tag.program_id, 0) + 1
-        try:
-            self._sim.add_call(arrival, segments, max_tokens, now)
-        except Exception:
-            self._release_program(tag.program_id)
-            raise
+        self._sim.add_call(arrival, segments, max_tokens, self._now())
         offset = int.from_bytes(
             hashlib.blake2b(request.request_id.encode(), digest_size=4).digest()
         )
@@ -200,21 +199,10 @@ class SimulatedEngine(EngineAdapter):
         return call
 
     def _drop(self, request_id: str, *, abort: bool) -> None:
-        call = self._calls.pop(request_id)
+        self._calls.pop(request_id)
         if abort:
             with contextlib.suppress(KeyError):
                 self._sim.abort_call(request_id, self._now())
-        self._release_program(call.request.tag.program_id)
-
-    def _release_program(self, program_id: str) -> None:
-        """End the engine-side program row once it has no calls here (keeps the table small)."""
-        left = self._program_calls.get(program_id, 0) - 1
-        if left > 0:
-            self._program_calls[program_id] = left
-            return
-        self._program_calls.pop(program_id, None)
-        if program_id in self._sim.table:
-            self._sim.table.end_program(program_id)
 
     # Stepping ------------------------------------------------------------------
 
@@ -249,7 +237,7 @@ class SimulatedEngine(EngineAdapter):
             self._publish(outcome)
 
     def _publish(self, outcome: StepOutcome) -> None:
-        calls = self._sim.table.calls
+        calls = self._sim.scheduler.calls
         for result in outcome.finished:
             call = self._calls.get(result.call_id)
             if call is not None:

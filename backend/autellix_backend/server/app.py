@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from autellix_backend.server.programs import ProgramRegistry, Session
 from autellix_backend.server.routes import completions, operations, programs, traces
 from autellix_backend.server.state import ServiceState
 from autellix_backend.server.supervision import RestartPolicy
+from autellix_protocol.snapshot import ProgramSnapshot
 
 log = logging.getLogger("autellix.server")
 
@@ -57,6 +59,7 @@ def create_app(
         ),
         on_health_change=on_health_change,
     )
+    registry.tracker.subscribe(functools.partial(_push_snapshot, pool))
     metrics.watch(registry, pool, SchedulerConfig(policy=Policy.parse(config.policy)))
     state = ServiceState(
         config=config,
@@ -116,6 +119,12 @@ async def _reap_loop(registry: ProgramRegistry, idle_timeout_s: float) -> None:
         ended = registry.reap()
         if ended:
             log.info("idle programs ended", extra={"num_programs": ended})
+
+
+def _push_snapshot(pool: EnginePool, program_id: str, snapshot: ProgramSnapshot) -> None:
+    """A program's state changed in the table: engines re-rank its calls still waiting."""
+    for slot in pool.slots.values():
+        slot.adapter.refresh(program_id, snapshot)
 
 
 def _version() -> str:

@@ -70,6 +70,8 @@ class Limits:
     """Finished calls kept per program (older ones leave the table)."""
     max_dag_nodes: int = 2_000
     """DAG nodes kept per program (the oldest are dropped past it)."""
+    program_history: int = 1_000
+    """Ended programs kept readable (``GET /v1/programs/{id}`` after ``DELETE``)."""
     max_inflight_calls: int = 4_096
     """Calls in flight across all engines; more get 429."""
     max_id_length: int = 256

@@ -28,6 +28,7 @@ from autellix_backend.server.programs import ProgramRegistry, outer_call_id
 from autellix_backend.server.prompts import block_hashes, estimate_tokens
 from autellix_backend.server.schemas import ChatCompletionRequest, CompletionRequest
 from autellix_backend.server.tagging import CallTags
+from autellix_protocol.headers import HEADER_CALL_ID, HEADER_ENGINE_ID, HEADER_PROGRAM_ID
 
 log = logging.getLogger("autellix.server.gateway")
 
@@ -59,9 +60,9 @@ class OpenCall:
     def headers(self) -> dict[str, str]:
         """Response headers that tell the client where its call went."""
         return {
-            "X-Autellix-Program-Id": self.session_program_id,
-            "X-Autellix-Call-Id": self.call_id,
-            "X-Autellix-Engine-Id": self.engine_id,
+            HEADER_PROGRAM_ID: self.session_program_id,
+            HEADER_CALL_ID: self.call_id,
+            HEADER_ENGINE_ID: self.engine_id,
         }
 
 

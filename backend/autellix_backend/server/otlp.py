@@ -2,7 +2,7 @@
 
 Spans are decoded with ``opentelemetry-proto`` (protobuf or OTLP/JSON, optionally gzipped).
 A span is *placed* when it names a program (``autellix.program.id``, or OpenInference
-``session.id``) and a kind from ``autellix_graph.protocol.SPAN_KINDS``: it becomes a node of
+``session.id``) and a kind from ``autellix_protocol.SPAN_KINDS``: it becomes a node of
 its program's DAG, with edges from its parents and its thread in the thread tree; a program
 span that has ended marks its program finished. Other spans are counted as unplaced and
 reported back in ``partial_success.rejected_spans``.
@@ -32,7 +32,7 @@ from autellix_backend.server.dag import DagNode
 from autellix_backend.server.errors import APIError, bad_request
 from autellix_backend.server.programs import ProgramRegistry
 from autellix_backend.server.tagging import check_id
-from autellix_graph.protocol import (
+from autellix_protocol.attributes import (
     ATTR_CALL_ID,
     ATTR_NODE_ID,
     ATTR_NODE_NAME,

@@ -1,10 +1,10 @@
-"""Program sessions on top of the core's process table.
+"""Program sessions on top of the gateway's process table, the one owner of program state.
 
-The core's ``ProgramTracker`` owns priorities: a call reads its program's service when it
-arrives (that value travels to the engine as ``ProgramTag.service_at_arrival``) and the
-engine-reported service is folded back when it completes. This module adds what a service
-needs around it: ownership by API key, untagged single-call programs, idle expiry, a bound
-on the table's size, and each program's DAG view.
+The core's ``ProgramTracker`` owns priorities: a call takes its program's snapshot when it
+arrives (it travels to the engine as ``ProgramTag.snapshot``), the engine-reported service is
+folded back when it ends, and the program's new snapshot is pushed to the engines' queues.
+This module adds what a service needs around it: ownership by API key, untagged single-call
+programs, idle expiry, a bound on the table's size, and ended programs kept readable.
 
 Program ids are namespaced by owner inside the table (``<owner>/<id>``) and call ids by
 program (``<program> <call>``), so two keys may use the same program ids, two programs the
@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from autellix_backend.core import (
     CallArrival,
@@ -26,9 +26,9 @@ from autellix_backend.core import (
     ProgramRecord,
     ProgramTracker,
 )
+from autellix_backend.core.dag import DagNode, ProgramDag
 from autellix_backend.engines.base import EngineUsage, ProgramTag
 from autellix_backend.server.config import Limits
-from autellix_backend.server.dag import DagNode, ProgramDag
 from autellix_backend.server.errors import APIError, program_not_found
 from autellix_backend.server.tagging import CallTags
 
@@ -49,12 +49,25 @@ class Session:
     """Unix time the program started."""
     last_activity: float
     """Monotonic time of the last call, completion or span."""
-    dag: ProgramDag
+    record: ProgramRecord
+    """The program's row in the process table (kept in its history once ended)."""
     ephemeral: bool = False
     """An untagged call's own program, ended with the call."""
     finished: bool = False
     """The front end reported the program's end (its program span closed)."""
-    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dag(self) -> ProgramDag:
+        return self.record.dag
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.record.metadata
+
+    @property
+    def ended(self) -> bool:
+        """The session is closed (``DELETE``, idle expiry, or an untagged call's end)."""
+        return self.record.end_time is not None
 
 
 ProgramEndHook = Callable[[Session, ProgramRecord], None]
@@ -72,7 +85,11 @@ class ProgramRegistry:
         on_end: ProgramEndHook | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        table = ProcessTable(max_finished_calls_per_program=limits.max_calls_per_program)
+        table = ProcessTable(
+            max_finished_calls_per_program=limits.max_calls_per_program,
+            max_dag_nodes=limits.max_dag_nodes,
+            history_size=limits.program_history,
+        )
         self.tracker = ProgramTracker(policy, table)
         self.table = table
         self.limits = limits
@@ -80,7 +97,7 @@ class ProgramRegistry:
         self.clock = clock
         self._on_end = on_end
         self._sessions: OrderedDict[str, Session] = OrderedDict()
-        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._ended: OrderedDict[str, Session] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -116,6 +133,16 @@ class ProgramRegistry:
             raise program_not_found(program_id)
         return session
 
+    def lookup(self, owner: str | None, program_id: str) -> Session:
+        """Like ``get``, but an ended program still in the table's history is found too."""
+        key = _key(owner, program_id)
+        session = self._sessions.get(key)
+        if session is None:
+            session = self._ended.get(key)
+            if session is None or self.table.finished(key) is not session.record:
+                raise program_not_found(program_id)
+        return session
+
     def find(self, owner: str | None, program_id: str) -> Session | None:
         return self._sessions.get(_key(owner, program_id))
 
@@ -124,7 +151,7 @@ class ProgramRegistry:
         return [s for s in self._sessions.values() if s.owner == owner]
 
     def record(self, session: Session) -> ProgramRecord:
-        return self.table.program(session.key)
+        return session.record
 
     def end(self, owner: str | None, program_id: str) -> Session:
         """End a program (``DELETE``): its row leaves the table; calls in flight still finish."""
@@ -211,7 +238,7 @@ class ProgramRegistry:
             thread_id=call.thread_id,
             call_id=call_id,
             parent_ids=call.parent_ids,
-            service_at_arrival=call.priority,
+            snapshot=call.snapshot,
         )
         return session, call, tag
 
@@ -223,17 +250,22 @@ class ProgramRegistry:
     def close_call(self, call: CallRecord, usage: EngineUsage | None, *, status: str) -> None:
         """Fold the engine-reported service and tokens back and close the call.
 
-        ``status`` is ``finished``, ``aborted`` (client left) or ``error`` (engine failed).
+        ``status`` is ``finished``, ``aborted`` (client left) or ``error`` (engine failed). A
+        call that ends with no usage (a stream cut short) counts the time it ran as its
+        service, so a client that aborts and retries does not keep top priority.
         """
         if call.status.is_done:
             return
         program = self.table.programs.get(call.program_id)
         if program is None or program.calls.get(call.call_id) is not call:
             return  # its program ended (and may have restarted) while the call was in flight
+        now = self.clock()
         if usage is not None:
-            call.service = max(call.service, usage.service)
+            service = usage.service
             call.num_output_tokens = usage.completion_tokens
-        self.tracker.complete(call, self.clock(), aborted=status != "finished")
+        else:
+            service = consumed_service(call, now)
+        self.tracker.complete(call, now, aborted=status != "finished", service=service)
         session = self._sessions.get(call.program_id)
         if session is None:
             return
@@ -249,14 +281,14 @@ class ProgramRegistry:
     ) -> Session:
         self._make_room()
         now = self.clock()
-        self.table.start_program(key, now, owner=owner)
+        record = self.table.start_program(key, now, owner=owner)
         session = Session(
             key=key,
             program_id=program_id,
             owner=owner,
             created=time.time(),
             last_activity=now,
-            dag=ProgramDag(self.limits.max_dag_nodes),
+            record=record,
             ephemeral=ephemeral,
         )
         self._sessions[key] = session
@@ -286,11 +318,12 @@ class ProgramRegistry:
             return
         program = self.table.programs.get(session.key)
         if program is not None:
-            self.table.end_program(session.key)
+            self.table.end_program(session.key, self.clock(), keep=not session.ephemeral)
             if self._on_end is not None:
                 self._on_end(session, program)
         if not session.ephemeral:
-            self._ended[session.key] = None
+            self._ended[session.key] = session
+            self._ended.move_to_end(session.key)
             if len(self._ended) > RECENTLY_ENDED:
                 self._ended.popitem(last=False)
 
@@ -313,6 +346,12 @@ def _call_key(program_key: str, call_id: str) -> str:
 def _strip_call(key: str) -> str:
     """Inverse of ``_call_key``: a call id as its client knows it."""
     return key.rpartition(" ")[2]
+
+
+def consumed_service(call: CallRecord, now: float) -> float:
+    """Service of a call whose engine report was lost: the time since it started running."""
+    started = call.first_scheduled_time
+    return max(call.service, now - started) if started is not None else call.service
 
 
 def outer_call_id(key: str) -> str:

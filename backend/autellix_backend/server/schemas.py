@@ -172,6 +172,8 @@ class ProgramSummary(BaseModel):
     """Unix time the program started."""
     idle_s: float
     finished: bool
+    state: Literal["running", "finished"] = "running"
+    """``finished`` once the program ended (``DELETE``, idle expiry); read from history."""
     metadata: dict[str, str]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autellix_backend.server.errors import bad_request
-from autellix_graph.protocol import (
+from autellix_protocol.headers import (
     HEADER_CALL_ID,
     HEADER_PARENT_IDS,
     HEADER_PROGRAM_ID,

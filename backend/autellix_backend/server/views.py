@@ -67,7 +67,8 @@ def _summary(programs: ProgramRegistry, session: Session, record: ProgramRecord)
         engine_ids=sorted(record.engine_ids),
         created=session.created,
         idle_s=max(0.0, programs.clock() - session.last_activity),
-        finished=session.finished,
+        finished=session.finished or session.ended,
+        state="finished" if session.ended else "running",
         metadata=dict(session.metadata),
     )
 

@@ -23,7 +23,6 @@ from autellix_backend.core import (
     CallArrival,
     CallProgress,
     InvalidCallError,
-    ProcessTable,
     Scheduler,
     SchedulerConfig,
     UnknownCallError,
@@ -106,8 +105,7 @@ class SimEngine:
     Args:
         config: engine settings.
         scheduler_config: scheduling-core settings.
-        table: the process table to share with other engines (a new one if omitted).
-        engine_id: this engine's id in the table and in results.
+        engine_id: this engine's id in results.
         cost_model: overrides ``config.profile``.
     """
 
@@ -116,15 +114,13 @@ class SimEngine:
         config: EngineConfig | None = None,
         scheduler_config: SchedulerConfig | None = None,
         *,
-        table: ProcessTable | None = None,
         engine_id: str = "engine-0",
         cost_model: CostModel | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.engine_id = engine_id
         self.model = cost_model or get_profile(self.config.profile)
-        self.scheduler = Scheduler(scheduler_config, table=table, engine_id=engine_id)
-        self.table = self.scheduler.table
+        self.scheduler = Scheduler(scheduler_config, engine_id=engine_id)
         num_blocks = self.config.num_kv_blocks or max(
             1, self.model.kv_capacity_tokens // self.config.block_size
         )
@@ -154,11 +150,13 @@ class SimEngine:
         *,
         output_key: str | None = None,
     ) -> None:
-        """Queue a call of a started program; it generates exactly ``output_tokens`` tokens.
+        """Queue a call; it generates exactly ``output_tokens`` tokens.
+
+        The call is ranked by ``arrival.snapshot`` (its program as the front end sees it).
 
         Raises:
             InvalidCallError: bad token counts, or a call larger than the whole KV cache.
-            UnknownProgramError, DuplicateError: from the process table.
+            DuplicateError: the call id is already live on this engine.
         """
         if output_tokens < 0:
             raise InvalidCallError(f"output_tokens must be >= 0, got {output_tokens}")

@@ -1,10 +1,12 @@
 """The discrete-event simulator: programs arrive, calls flow through engines, results come out.
 
-One ``SimEngine`` per engine, all sharing one process table (the global view the schedulers
-read priorities from); a balancer routes each call. A call is released when all its parents
-have finished plus its ``delay_before`` (tool or human time). A program's session ends when
-its last call finishes. The run is deterministic: ties are broken by event kind, then by the
-order events were created.
+The simulator is the front end: it owns the one process table (through a ``ProgramTracker``)
+and runs one ``SimEngine`` per engine; a balancer routes each call, which reaches its engine
+with its program's snapshot. A finished call's service and wait flow back into the table, and
+the program's new snapshot is pushed to every engine's queue. A call is released when all its
+parents have finished plus its ``delay_before`` (tool or human time). A program's session ends
+when its last call finishes. The run is deterministic: ties are broken by event kind, then by
+the order events were created.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from autellix_backend.core import (
     InvalidCallError,
     Policy,
     ProcessTable,
+    ProgramTracker,
 )
 from autellix_backend.routing import EngineView, RouteRequest, make_balancer
 from autellix_backend.sim.config import SimConfig
@@ -59,17 +62,19 @@ class Simulator:
     ) -> None:
         self.config = config
         self.model = get_profile(config.engine.profile)
-        self.table = ProcessTable()
+        self.tracker = ProgramTracker(config.scheduler.policy, ProcessTable(history_size=0))
+        self.table = self.tracker.table
         self.engines = [
             SimEngine(
                 config.engine,
                 config.scheduler,
-                table=self.table,
                 engine_id=f"engine-{i}",
                 cost_model=self.model,
             )
             for i in range(config.num_engines)
         ]
+        for engine in self.engines:
+            self.tracker.subscribe(engine.scheduler.refresh)
         _validate(programs, self.engines[0].kv.num_blocks, config.engine.block_size)
         self.balancer = make_balancer(config.balancer, locality_threshold=config.locality_threshold)
         self.engine_busy = [False] * len(self.engines)
@@ -161,8 +166,14 @@ class Simulator:
             max_tokens=call.output_tokens,
             oracle_remaining=max(run.remaining, 0.0) if self._oracle else None,
         )
-        self.engines[index].add_call(
-            arrival, call.prompt, call.output_tokens, now, output_key=call.output_key
+        engine = self.engines[index]
+        record = self.tracker.admit(arrival, now, engine_id=engine.engine_id)
+        engine.add_call(
+            self.tracker.engine_arrival(record, arrival),
+            call.prompt,
+            call.output_tokens,
+            now,
+            output_key=call.output_key,
         )
         return index
 
@@ -172,6 +183,9 @@ class Simulator:
         run = self._runs[result.program_id]
         run.num_finished += 1
         now = result.finish_time
+        self.tracker.complete(
+            self.table.call(result.call_id), now, service=result.service, wait=result.wait
+        )
         if self._oracle:
             run.remaining -= run.estimates.get(result.call_id, 0.0)
         follow: list[Event] = []
@@ -201,7 +215,7 @@ class Simulator:
 
     def _finish_program(self, run: _ProgramRun, now: float) -> None:
         spec = run.spec
-        record = self.table.end_program(spec.program_id)
+        record = self.table.end_program(spec.program_id, now)
         del self._runs[spec.program_id]
         self.balancer.on_program_finished(spec.program_id)
         latency = now - spec.arrival_time

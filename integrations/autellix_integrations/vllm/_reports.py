@@ -1,36 +1,14 @@
-"""Service reports: what the plugin tells the backend about each finished call."""
+"""Service reports: what the plugin tells the front end about each ended call (the report
+type and its codec are the protocol's ``ServiceReport``)."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
-from typing import Any
 
+from autellix_protocol.report import ServiceReport
 
-@dataclass(frozen=True, slots=True)
-class ServiceReport:
-    """One finished (or aborted) call, as returned in ``kv_transfer_params["autellix"]``."""
-
-    call_id: str
-    request_id: str
-    program_id: str
-    service: float
-    """Engine seconds this call attained (every call in a step attains the step's time)."""
-    program_service: float
-    """The program's priority in the engine's table after this call (PLAS sum / ATLAS path)."""
-    wait: float
-    """Seconds the call spent queued or preempted."""
-    num_preemptions: int
-    num_output_tokens: int
-    aborted: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> ServiceReport:
-        return cls(**{k: value[k] for k in cls.__dataclass_fields__ if k in value})
+__all__ = ["ServiceReport", "ServiceReportLog"]
 
 
 class ServiceReportLog:

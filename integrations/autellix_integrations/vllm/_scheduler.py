@@ -3,14 +3,14 @@
 vLLM's engine loop calls ``schedule()`` then ``update_from_output()`` each step. Around the
 stock implementation this subclass:
 
-1. registers each new request with the core ``autellix_backend.core.Scheduler`` (program
-   metadata from ``SamplingParams.extra_args``),
+1. queues each new request in the core ``autellix_backend.core.Scheduler`` (program ids and
+   the front end's program snapshot from ``SamplingParams.extra_args``; no program rows),
 2. before each step asks the core what runs, preempts the running requests the core gives
    up (vLLM frees their KV and recomputes them later) and lets vLLM admit only the waiting
    requests the core chose, in the core's order,
 3. after each step credits the step's engine time to the requests that ran,
-4. when a request ends, folds its service into its program and reports it back in the
-   request's ``kv_transfer_params["autellix"]``.
+4. when a request ends (finished, aborted or preempted and dropped), reports the service it
+   consumed back to the front end in ``kv_transfer_params["autellix"]`` and the side channel.
 
 vLLM calls this interface non-public; ``SUPPORTED_VLLM`` pins the versions it is tested on.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
@@ -80,7 +80,6 @@ class AutellixScheduler(Scheduler):
         self.kv_holding_waiting = create_request_queue(self.policy)
         self._call_of: dict[str, str] = {}
         self._request_of: dict[str, Request] = {}
-        self._idle_programs: OrderedDict[str, float] = OrderedDict()
         self._step_started = time.monotonic()
         logger.info(
             "Autellix scheduler: policy=%s queues=%d base_quantum=%s",
@@ -97,10 +96,7 @@ class AutellixScheduler(Scheduler):
         if known:
             return
         now = time.monotonic()
-        self._evict_idle_programs(now)
         arrival = self._arrival(request)
-        self.autellix.table.start_program(arrival.program_id, now, exist_ok=True)
-        self._idle_programs.pop(arrival.program_id, None)
         self.autellix.add_call(arrival, now)
         self._call_of[request.request_id] = arrival.call_id
         self._request_of[arrival.call_id] = request
@@ -167,17 +163,9 @@ class AutellixScheduler(Scheduler):
                 prompt_tokens=request.num_prompt_tokens,
                 max_tokens=request.max_tokens,
             )
-        if arrival.call_id in self.autellix.table.calls:
+        if self.autellix.has_call(arrival.call_id):
             logger.warning("request %s: duplicate call id %s", request.request_id, arrival.call_id)
-            arrival = CallArrival(
-                call_id=request.request_id,
-                program_id=arrival.program_id,
-                thread_id=arrival.thread_id,
-                parent_ids=arrival.parent_ids,
-                prompt_tokens=arrival.prompt_tokens,
-                max_tokens=arrival.max_tokens,
-                service_at_arrival=arrival.service_at_arrival,
-            )
+            arrival = replace(arrival, call_id=request.request_id)
         return arrival
 
     def _budget(self) -> KVBlockBudget:
@@ -296,36 +284,19 @@ class AutellixScheduler(Scheduler):
             call = self.autellix.finish_call(call_id, now)
         report = self._report(call, request)
         self.autellix_reports.add(report)
-        program = self.autellix.table.programs.get(call.program_id)
-        if program is not None and not any(True for _ in program.active_calls):
-            self._idle_programs[call.program_id] = now
-            self._idle_programs.move_to_end(call.program_id)
         return report
 
     def _report(self, call: CallRecord, request: Request) -> ServiceReport:
-        program = self.autellix.table.programs.get(call.program_id)
         return ServiceReport(
             call_id=call.call_id,
             request_id=request.request_id,
             program_id=call.program_id,
             service=call.service,
-            program_service=program.service if program is not None else call.service,
             wait=call.wait,
             num_preemptions=call.num_preemptions,
             num_output_tokens=request.num_output_tokens,
             aborted=call.status.name == "ABORTED",
         )
-
-    def _evict_idle_programs(self, now: float) -> None:
-        ttl = self.autellix_settings.program_ttl
-        while self._idle_programs:
-            program_id, since = next(iter(self._idle_programs.items()))
-            if now - since < ttl:
-                break
-            self._idle_programs.popitem(last=False)
-            program = self.autellix.table.programs.get(program_id)
-            if program is not None and not any(True for _ in program.active_calls):
-                self.autellix.table.end_program(program_id)
 
 
 def _additional_config(vllm_config: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ class PluginSettings:
     engine_id: str = "vllm-0"
     """Recorded on calls and programs this engine serves."""
     program_ttl: float = 600.0
-    """Seconds an idle program (no live call) stays in the engine's table before eviction."""
+    """Unused: engines keep no program rows any more (kept so existing configs still load)."""
     report_port: int = 0
     """Port of the service-report side channel for streaming clients; 0 disables it."""
     report_host: str = "127.0.0.1"

@@ -14,15 +14,14 @@ from autellix_backend.core.policies.base import PriorityPolicy
 
 if TYPE_CHECKING:
     from autellix_backend.core.process_table import CallArrival, CallRecord, ProgramRecord
+    from autellix_protocol.snapshot import ProgramSnapshot
 
 
 class ATLASPolicy(PriorityPolicy):
     name = Policy.ATLAS
 
-    def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
-        if arrival.service_at_arrival is not None:
-            return arrival.service_at_arrival
-        return program.service
+    def priority(self, snapshot: ProgramSnapshot, arrival: CallArrival) -> float:
+        return snapshot.service
 
     def on_call_finished(self, program: ProgramRecord, call: CallRecord) -> None:
         program.service = max(program.service, call.priority + call.service)
@@ -31,19 +30,15 @@ class ATLASPolicy(PriorityPolicy):
 class ATLASExactPolicy(ATLASPolicy):
     """Critical-path priority from the true parents of each call.
 
-    A call with no known parents falls back to the program-wide scalar, which is 0 for the
-    roots of a fresh program and the paper's ATLAS value for a front end that sends no DAG.
+    The front end's snapshot carries the path ending at the call's parents; a call with no
+    known parents falls back to the program-wide scalar, which is 0 for the roots of a fresh
+    program and the paper's ATLAS value for a front end that sends no DAG.
     """
 
     name = Policy.ATLAS_EXACT
 
-    def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
-        if arrival.service_at_arrival is not None:
-            return arrival.service_at_arrival
-        ends = [program.call_path_end[p] for p in arrival.parent_ids if p in program.call_path_end]
-        if ends:
-            return max(ends)
-        return program.service
+    def priority(self, snapshot: ProgramSnapshot, arrival: CallArrival) -> float:
+        return snapshot.critical_path
 
     def on_call_finished(self, program: ProgramRecord, call: CallRecord) -> None:
         end = call.priority + call.service

@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from autellix_backend.core.config import Policy
     from autellix_backend.core.process_table import CallArrival, CallRecord, ProgramRecord
+    from autellix_protocol.snapshot import ProgramSnapshot
 
 
 class PriorityPolicy(ABC):
-    """Turns program state into a call's starting priority, and folds finished calls back in.
+    """Turns a program snapshot into a call's priority, and folds finished calls back in.
+
+    ``priority`` runs wherever the call is queued (any engine), from the frozen snapshot the
+    call carries; ``on_call_finished`` runs at the front end, on the one process table.
 
     A *discretised* policy places a call in the queue whose service range holds its priority
     and then lets quanta demote it (MLFQ, PLAS, ATLAS). A non-discretised one orders calls by
@@ -25,8 +29,8 @@ class PriorityPolicy(ABC):
     """True when ``sort_key`` is plain arrival order, so no sort is needed."""
 
     @abstractmethod
-    def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
-        """Priority (attained service, lower runs first) of a call arriving now."""
+    def priority(self, snapshot: ProgramSnapshot, arrival: CallArrival) -> float:
+        """Priority (attained service, lower runs first) of a call with this snapshot."""
 
     def on_call_finished(self, program: ProgramRecord, call: CallRecord) -> None:
         """Update the program's priority from a completed call (default: summed service)."""

@@ -8,7 +8,8 @@ from autellix_backend.core.config import Policy
 from autellix_backend.core.policies.base import PriorityPolicy
 
 if TYPE_CHECKING:
-    from autellix_backend.core.process_table import CallArrival, CallRecord, ProgramRecord
+    from autellix_backend.core.process_table import CallArrival, CallRecord
+    from autellix_protocol.snapshot import ProgramSnapshot
 
 
 class FCFSPolicy(PriorityPolicy):
@@ -17,7 +18,7 @@ class FCFSPolicy(PriorityPolicy):
     preemptive = False
     arrival_ordered = True
 
-    def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
+    def priority(self, snapshot: ProgramSnapshot, arrival: CallArrival) -> float:
         return 0.0
 
     def sort_key(self, call: CallRecord) -> tuple[float, int]:

@@ -8,11 +8,12 @@ from autellix_backend.core.config import Policy
 from autellix_backend.core.policies.base import PriorityPolicy
 
 if TYPE_CHECKING:
-    from autellix_backend.core.process_table import CallArrival, ProgramRecord
+    from autellix_backend.core.process_table import CallArrival
+    from autellix_protocol.snapshot import ProgramSnapshot
 
 
 class MLFQPolicy(PriorityPolicy):
     name = Policy.MLFQ
 
-    def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
+    def priority(self, snapshot: ProgramSnapshot, arrival: CallArrival) -> float:
         return 0.0

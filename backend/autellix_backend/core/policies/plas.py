@@ -8,7 +8,8 @@ from autellix_backend.core.config import Policy
 from autellix_backend.core.policies.base import PriorityPolicy
 
 if TYPE_CHECKING:
-    from autellix_backend.core.process_table import CallArrival, ProgramRecord
+    from autellix_backend.core.process_table import CallArrival
+    from autellix_protocol.snapshot import ProgramSnapshot
 
 
 class PLASPolicy(PriorityPolicy):
@@ -16,7 +17,5 @@ class PLASPolicy(PriorityPolicy):
 
     name = Policy.PLAS
 
-    def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
-        if arrival.service_at_arrival is not None:
-            return arrival.service_at_arrival
-        return program.service
+    def priority(self, snapshot: ProgramSnapshot, arrival: CallArrival) -> float:
+        return snapshot.service

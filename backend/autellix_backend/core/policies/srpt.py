@@ -9,14 +9,15 @@ from autellix_backend.core.errors import InvalidCallError
 from autellix_backend.core.policies.base import PriorityPolicy
 
 if TYPE_CHECKING:
-    from autellix_backend.core.process_table import CallArrival, CallRecord, ProgramRecord
+    from autellix_backend.core.process_table import CallArrival, CallRecord
+    from autellix_protocol.snapshot import ProgramSnapshot
 
 
 class SRPTPolicy(PriorityPolicy):
     name = Policy.SRPT
     discretised = False
 
-    def arrival_priority(self, program: ProgramRecord, arrival: CallArrival) -> float:
+    def priority(self, snapshot: ProgramSnapshot, arrival: CallArrival) -> float:
         if arrival.oracle_remaining is None:
             raise InvalidCallError("SRPT needs oracle_remaining on every call (simulation only)")
         return arrival.oracle_remaining

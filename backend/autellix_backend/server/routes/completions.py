@@ -19,7 +19,7 @@ from autellix_backend.server.schemas import (
 )
 from autellix_backend.server.state import Principal, ServiceState, State
 from autellix_backend.server.tagging import CallTags, tags_from_headers
-from autellix_graph.protocol import (
+from autellix_protocol.headers import (
     HEADER_CALL_ID,
     HEADER_PARENT_IDS,
     HEADER_PROGRAM_ID,

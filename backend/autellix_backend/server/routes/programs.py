@@ -52,7 +52,8 @@ async def list_programs(
 
 @router.get("/{program_id:path}", responses=ERROR_RESPONSES, summary="A program's row and DAG")
 async def get_program(program_id: str, state: State, owner: Principal) -> ProgramDetail:
-    return program_detail(state.programs, state.programs.get(owner, program_id))
+    """The program's row, calls and DAG; an ended program is read from the table's history."""
+    return program_detail(state.programs, state.programs.lookup(owner, program_id))
 
 
 @router.delete("/{program_id:path}", responses=ERROR_RESPONSES, summary="End a program")
@@ -60,4 +61,4 @@ async def end_program(program_id: str, state: State, owner: Principal) -> Progra
     session = state.programs.get(owner, program_id)
     summary = program_summary(state.programs, session)
     state.programs.end(owner, program_id)
-    return summary.model_copy(update={"finished": True})
+    return summary.model_copy(update={"finished": True, "state": "finished"})

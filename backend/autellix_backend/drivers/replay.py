@@ -3,9 +3,10 @@
 Each program arrives at its ``arrival_time``; a call is sent when its parents have finished
 (plus its ``delay_before``), with a prompt of exactly its token count (token ids derived from
 its segments' keys, so shared segments hit the prefix cache) and ``ignore_eos`` so it
-generates exactly its ``output_tokens``. The replay keeps a ``ProgramTracker`` as the
-backend's global table does: each call's tag carries its program's service, and the engine's
-reported service is folded back when the call ends. Results use the simulator's types, so a
+generates exactly its ``output_tokens``. The replay is the front end: it owns the process
+table through a ``ProgramTracker`` as the gateway does, each call's tag carries its program's
+snapshot, the engine's reported service is folded back when the call ends, and the program's
+new snapshot goes to the engine's queue. Results use the simulator's types, so a
 real run and a simulated one compare field by field.
 """
 
@@ -29,17 +30,18 @@ from autellix_backend.engines.base import (
 )
 from autellix_backend.sim.results import ProgramResult
 from autellix_backend.workloads.spec import CallSpec, ProgramSpec
+from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot
 
 
 class PriorityHint(StrEnum):
-    """What each call's ``ProgramTag.service_at_arrival`` carries."""
+    """What each call's ``ProgramTag.snapshot`` carries."""
 
     SERVICE = "service"
     """The program's attained engine service, from the tracker (Autellix's backend)."""
     TOKENS = "tokens"
     """Tokens the program has generated so far (client-side priority for stock vLLM)."""
     NONE = "none"
-    """Always 0."""
+    """Nothing (an empty snapshot)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class _Replay:
     ) -> None:
         self.engine = engine
         self.tracker = ProgramTracker(policy)
+        self.tracker.subscribe(engine.refresh)
         self.hint = hint
         self.vocab_size = vocab_size
         self.time_scale = time_scale
@@ -118,7 +121,7 @@ class _Replay:
             done[call.call_id] = asyncio.create_task(self._call(program, call, parents))
         await asyncio.gather(*done.values())
         finish = self._now()
-        record = self.tracker.table.end_program(program.program_id)
+        record = self.tracker.table.end_program(program.program_id, finish)
         tokens = sum(c.output_tokens for c in program.calls)
         latency = finish - start
         return ProgramResult(
@@ -155,7 +158,7 @@ class _Replay:
             thread_id=call.thread_id,
             call_id=call.call_id,
             parent_ids=call.parent_ids,
-            service_at_arrival=self._hint(program.program_id, record.priority),
+            snapshot=self._hint(program.program_id, record.snapshot),
         )
         request = EngineRequest(
             request_id=call.call_id,
@@ -178,21 +181,21 @@ class _Replay:
                 report = chunk.extra
         if usage is not None:
             num_tokens = usage.completion_tokens
-            record.service = usage.service
             record.num_output_tokens = num_tokens
         finish = self._now()
-        self.tracker.complete(record, finish)
+        service = usage.service if usage is not None else None
+        self.tracker.complete(record, finish, service=service)
         self.tokens_so_far[program.program_id] += num_tokens
         self.calls.append(
             ReplayedCall(call.call_id, program.program_id, now, finish, num_tokens, usage, report)
         )
 
-    def _hint(self, program_id: str, service: float) -> float:
+    def _hint(self, program_id: str, snapshot: ProgramSnapshot) -> ProgramSnapshot:
         if self.hint is PriorityHint.SERVICE:
-            return service
+            return snapshot
         if self.hint is PriorityHint.TOKENS:
-            return float(self.tokens_so_far.get(program_id, 0))
-        return 0.0
+            return ProgramSnapshot(service=float(self.tokens_so_far.get(program_id, 0)))
+        return ZERO_SNAPSHOT
 
 
 def prompt_token_ids(call: CallSpec, vocab_size: int, *, first_id: int = 8) -> list[int]:

@@ -1,0 +1,55 @@
+"""What an engine tells the front end about a call that ended (finished, aborted, failed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from autellix_protocol.snapshot import ProtocolError
+
+REPORT_KEY: Final = "autellix"
+"""Key of the report inside a finished request's ``kv_transfer_params``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReport:
+    """One call's consumption, as the engine measured it.
+
+    >>> ServiceReport.from_dict(ServiceReport("c", "r", "p", 0.5).as_dict()).service
+    0.5
+    """
+
+    call_id: str
+    request_id: str
+    program_id: str
+    service: float
+    """Service the call attained on the engine (every call in a step attains its time)."""
+    wait: float = 0.0
+    """Seconds the call spent queued or preempted on the engine."""
+    num_preemptions: int = 0
+    num_output_tokens: int = 0
+    aborted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> ServiceReport:
+        """Decode a report; unknown keys are ignored, bad values raise ``ProtocolError``."""
+        try:
+            report = cls(**{k: value[k] for k in cls.__dataclass_fields__ if k in value})
+            float(report.service)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"malformed service report: {exc}") from exc
+        return report
+
+
+def service_of(report: Any) -> float | None:
+    """The service in a report-like mapping (``kv_transfer_params[REPORT_KEY]``), or None."""
+    if not isinstance(report, Mapping):
+        return None
+    try:
+        return max(0.0, float(report.get("service", 0.0)))
+    except (TypeError, ValueError):
+        return None
