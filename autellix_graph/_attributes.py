@@ -68,6 +68,14 @@ _SECRET_WORDS = frozenset(
     {"key", "apikey", "token", "secret", "password", "passwd", "auth", "authorization"}
     | {"credential", "credentials", "cookie", "cookies", "header", "headers", "signature"}
 )
+_SAFE_PARAMETERS = frozenset(
+    {"model", "model_name", "model_id", "temperature", "top_p", "top_k", "min_p", "seed", "n"}
+    | {"max_tokens", "max_completion_tokens", "max_new_tokens", "stream", "stop", "timeout"}
+    | {"presence_penalty", "frequency_penalty", "repetition_penalty", "logprobs", "top_logprobs"}
+    | {"tool_choice", "parallel_tool_calls", "max_retries", "reasoning_effort", "service_tier"}
+)
+"""Invocation parameters recorded when content is not captured: sampling settings only (other
+parameters may hold content, e.g. tool schemas or a test model's canned replies)."""
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
@@ -218,7 +226,9 @@ def llm_request_attributes(request: LlmRequest, *, capture_content: bool) -> Att
     attributes: Attributes = {
         protocol.GEN_AI_REQUEST_MODEL: request.model,
         LLM_MODEL_NAME: request.model,
-        LLM_INVOCATION_PARAMETERS: to_json(without_secrets(request.invocation_parameters)),
+        LLM_INVOCATION_PARAMETERS: to_json(
+            invocation_parameters(request.invocation_parameters, capture_content=capture_content)
+        ),
     }
     if request.provider:
         attributes[GEN_AI_PROVIDER_NAME] = request.provider
@@ -295,6 +305,14 @@ def end_ok(span: Span) -> None:
 
 
 # Helpers ----------------------------------------------------------------------------------
+
+
+def invocation_parameters(params: Mapping[str, Any], *, capture_content: bool) -> Any:
+    """``params`` fit for a span: never secrets; only sampling settings unless content is
+    captured."""
+    if not capture_content:
+        params = {k: v for k, v in params.items() if k in _SAFE_PARAMETERS}
+    return without_secrets(params)
 
 
 def is_secret_name(name: str) -> bool:
