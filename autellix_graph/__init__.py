@@ -12,7 +12,7 @@ and point your model at Autellix with :func:`chat_openai` (or any httpx client m
 from __future__ import annotations
 
 from autellix_graph._clients import async_http_client, chat_openai, http_client
-from autellix_graph._context import CallTag, current_headers
+from autellix_graph._context import CallTag, current_headers, current_program_id
 from autellix_graph._dag import (
     Dag,
     DagBuilder,
@@ -32,6 +32,7 @@ from autellix_graph._instrumentor import (
     instrument,
     uninstrument,
 )
+from autellix_graph._recorder import ProgramRecorder
 from autellix_graph._settings import Settings, SettingsError
 from autellix_graph._version import __version__
 
@@ -45,6 +46,7 @@ __all__ = [
     "DagNode",
     "NodeAdded",
     "NodeKind",
+    "ProgramRecorder",
     "RunResumed",
     "Settings",
     "SettingsError",
@@ -55,6 +57,7 @@ __all__ = [
     "build_dag",
     "chat_openai",
     "current_headers",
+    "current_program_id",
     "force_flush",
     "http_client",
     "instrument",

@@ -8,9 +8,18 @@ A callback cannot change a request; a context variable read by the transport can
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from autellix_graph import protocol
+
+
+class RequestCount:
+    """How many requests went out tagged for one call (to warn about untagged clients)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +32,13 @@ class CallTag:
     parent_ids: tuple[str, ...]
     traceparent: str | None = None
     """W3C trace context of the call's span, so backend spans join the app's trace."""
+    sent: RequestCount = field(default_factory=RequestCount, compare=False, repr=False)
+    """Requests that carried these headers so far."""
 
     def headers(self) -> dict[str, str]:
-        """The ``X-Autellix-*`` headers (and ``traceparent``) for this call."""
+        """The ``X-Autellix-*`` headers (and ``traceparent``) for this call; counts as a
+        tagged request."""
+        self.sent.count += 1
         headers = {
             protocol.HEADER_PROGRAM_ID: self.program_id,
             protocol.HEADER_THREAD_ID: self.thread_id,
@@ -38,6 +51,8 @@ class CallTag:
 
 
 current_call: ContextVar[CallTag | None] = ContextVar("autellix_current_call", default=None)
+current_program: ContextVar[str | None] = ContextVar("autellix_current_program", default=None)
+"""Id of the program whose thread runs in this context (set by the recorder)."""
 
 
 def current_headers() -> dict[str, str]:
@@ -50,3 +65,14 @@ def current_headers() -> dict[str, str]:
     """
     tag = current_call.get()
     return {} if tag is None else tag.headers()
+
+
+def current_program_id() -> str | None:
+    """Id of the program running in this context: inside a LangGraph node or a LlamaIndex
+    step, or during one of its LLM calls; None elsewhere.
+
+    >>> current_program_id() is None
+    True
+    """
+    tag = current_call.get()
+    return tag.program_id if tag is not None else current_program.get()

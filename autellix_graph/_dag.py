@@ -197,6 +197,29 @@ class DagBuilder:
         self._threads[thread_id] = _Thread(info, group.base, self._seq)
         return info
 
+    def start_flow_task(self, thread_id: str, node_name: str, after: Frontier) -> ThreadInfo:
+        """Register a task of an event-driven program (a LlamaIndex Workflow step): its first
+        call depends on ``after``, the frontiers of the events that triggered it, whatever the
+        timing. A task seen before keeps its thread."""
+        existing = self._threads.get(thread_id)
+        if existing is not None and existing.info is not None:
+            return existing.info
+        parent_id = parent_thread_id(thread_id)
+        self._thread(parent_id)
+        self._seq += 1
+        ordinal = sum(1 for t in self._threads.values() if t.info is not None)
+        info = ThreadInfo(thread_id, parent_id, node_name, ordinal, 0)
+        self._threads[thread_id] = _Thread(info, after, self._seq)
+        return info
+
+    def join(self, thread_id: str, frontier: Frontier) -> None:
+        """Make the next call of ``thread_id`` also depend on ``frontier`` (a step that
+        collected events from other steps)."""
+        merged = Frontier.merge((self._end_frontier(thread_id), frontier))
+        thread = self._threads[thread_id]
+        self._seq += 1
+        thread.frontier, thread.trailing, thread.seq = merged, (), self._seq
+
     def add_node(self, node_id: str, kind: NodeKind, thread_id: str) -> DagNode:
         """Add a call or interrupt made by ``thread_id`` and return it with its parents."""
         frontier = self._frontier(thread_id)
