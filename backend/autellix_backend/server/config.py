@@ -96,6 +96,8 @@ class ServerConfig:
     """Load balancer: ``round_robin``, ``least_used``, ``locality``, ``prefix_aware``."""
     api_keys: Mapping[str, str] = field(default_factory=dict)
     """Key name -> secret. Empty: no authentication."""
+    admin_key: str | None = None
+    """Name of the key (in ``api_keys``) that sees every owner's programs in the tracing UI."""
     idle_timeout_s: float = 600.0
     """A program with no call in flight and no activity for this long is ended."""
     health_interval_s: float = 5.0
@@ -142,6 +144,8 @@ class ServerConfig:
                 raise ConfigError(f"api key name {name!r} must match {_KEY_NAME.pattern}")
             if not secret:
                 raise ConfigError(f"api key {name!r} is empty")
+        if self.admin_key is not None and self.admin_key not in self.api_keys:
+            raise ConfigError(f"admin_key {self.admin_key!r} names no key in api_keys")
         self.limits.validate()
         return self
 

@@ -261,6 +261,7 @@ class Gateway:
         preemptions = chunk.extra.get(PREEMPTIONS_KEY)
         if isinstance(preemptions, int) and preemptions > 0:
             self.metrics.preemptions.labels(call.engine_id).inc(preemptions)
+            call.record.num_preemptions += preemptions  # the UI's timeline marks them
         if call.first_token is None:
             call.first_token = time.perf_counter()
             self.metrics.call_ttft.labels(call.engine_id).observe(call.first_token - call.arrival)

@@ -14,6 +14,7 @@ from autellix_backend.server.gateway import Gateway
 from autellix_backend.server.metrics import ServiceMetrics
 from autellix_backend.server.pool import EnginePool
 from autellix_backend.server.programs import ProgramRegistry
+from autellix_backend.server.ui_recorder import UiRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,8 @@ class ServiceState:
     pool: EnginePool
     gateway: Gateway
     metrics: ServiceMetrics
+    ui: UiRecorder
+    """Engine and program series for the tracing UI."""
 
 
 def service_state(request: Request) -> ServiceState:

@@ -1,0 +1,276 @@
+"""The tracing UI's JSON views: read-only functions over the process table, the engine pool
+and the UI recorder's samples. The UI keeps no state of its own; everything it shows comes
+from here.
+
+Scoping: a caller sees the programs its API key owns; the admin key sees every program.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from autellix_backend.core import CallRecord, ProgramRecord
+from autellix_backend.server.errors import program_not_found
+from autellix_backend.server.programs import ProgramRegistry, Session, outer_call_id
+from autellix_backend.server.ui_recorder import EngineSeries, UiRecorder
+from autellix_backend.server.ui_schemas import (
+    UiCall,
+    UiEdge,
+    UiEngine,
+    UiEngineList,
+    UiEngineSeries,
+    UiNode,
+    UiProgramList,
+    UiProgramRow,
+    UiProgramTrace,
+    UiSchedule,
+    UiThread,
+)
+
+if TYPE_CHECKING:
+    from autellix_backend.server.pool import EnginePool
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose programs a caller may see."""
+
+    owner: str | None
+    """The caller's key name (None when the service runs without keys)."""
+    admin: bool = False
+    """True for the admin key: every owner's programs."""
+
+    def allows(self, owner: str | None) -> bool:
+        return self.admin or owner == self.owner
+
+
+@dataclass(frozen=True, slots=True)
+class _Program:
+    """A program row with what the gateway keeps beside it (None once it has ended)."""
+
+    record: ProgramRecord
+    session: Session | None
+
+
+class _Clock:
+    """Converts the table's monotonic times to Unix times, at one instant."""
+
+    def __init__(self, programs: ProgramRegistry) -> None:
+        self.mono = programs.clock()
+        self.unix = time.time()
+
+    def __call__(self, t: float) -> float:
+        return self.unix - (self.mono - t)
+
+
+def list_programs(
+    programs: ProgramRegistry, recorder: UiRecorder, scope: Scope, *, include_finished: bool
+) -> UiProgramList:
+    """The Programs view: the caller's live programs, then (optionally) ended ones."""
+    clock = _Clock(programs)
+    rows = [_row(p, recorder, clock) for p in _visible(programs, scope, include_finished)]
+    return UiProgramList(now=clock.unix, data=rows)
+
+
+def program_trace(
+    programs: ProgramRegistry,
+    recorder: UiRecorder,
+    scope: Scope,
+    program_id: str,
+    owner: str | None,
+) -> UiProgramTrace:
+    """The Program view of ``program_id`` (of ``owner``, for the admin); 404 if not visible."""
+    found = _find(programs, scope, program_id, owner)
+    clock = _Clock(programs)
+    record = found.record
+    dag = found.session.dag if found.session is not None else record.dag
+    calls = list(record.calls.values())
+    service = {outer_call_id(c.call_id): c.service for c in calls}
+    edges = list(dag.edges)
+    path = critical_path(list(dag.nodes), edges, service)
+    on_path = set(path)
+    path_edges = set(itertools.pairwise(path))
+    return UiProgramTrace(
+        now=clock.unix,
+        program=_row(found, recorder, clock),
+        nodes=[
+            UiNode(
+                node_id=n.node_id,
+                kind=n.kind,
+                name=n.name,
+                thread_id=n.thread_id,
+                status=n.status,
+                on_critical_path=n.node_id in on_path,
+            )
+            for n in dag.nodes.values()
+        ],
+        edges=[UiEdge(source=s, target=t, on_critical_path=(s, t) in path_edges) for s, t in edges],
+        threads=[UiThread(thread_id=t, parent_thread_id=p) for t, p in dag.thread_parents.items()],
+        calls=[_call(c, recorder, clock, programs.clock()) for c in calls],
+        critical_path=path,
+        num_dropped_nodes=dag.num_dropped_nodes,
+        schedule=_schedule(record, recorder, clock),
+    )
+
+
+def list_engines(pool: EnginePool, recorder: UiRecorder) -> UiEngineList:
+    """The Engines view: every engine's state now and its sampled series."""
+    engines = []
+    for engine_id, slot in pool.slots.items():
+        load = slot.adapter.load()
+        series = recorder.engines.get(engine_id)
+        engines.append(
+            UiEngine(
+                engine_id=engine_id,
+                model=slot.adapter.model,
+                healthy=slot.healthy,
+                restarts=series.restarts if series is not None else 0,
+                num_running=load.num_running,
+                num_waiting=load.num_waiting,
+                series=_engine_series(series),
+            )
+        )
+    return UiEngineList(now=time.time(), engines=engines)
+
+
+def critical_path(
+    nodes: Sequence[str], edges: Iterable[tuple[str, str]], weight: Mapping[str, float]
+) -> list[str]:
+    """The heaviest path through the DAG, weights being the calls' attained service.
+
+    This is the quantity ATLAS ranks a program by. Ties go to the path found first in
+    ``nodes`` order; nodes on a cycle (which a well-formed trace never has) are ignored.
+    """
+    known = dict.fromkeys(nodes)
+    children: dict[str, list[str]] = {n: [] for n in known}
+    indegree = dict.fromkeys(known, 0)
+    for source, target in edges:
+        if source in known and target in known:
+            children[source].append(target)
+            indegree[target] += 1
+    best: dict[str, float] = {n: weight.get(n, 0.0) for n in known}
+    previous: dict[str, str | None] = dict.fromkeys(known)
+    ready = [n for n in known if indegree[n] == 0]
+    for node in ready:  # grows while it is walked: Kahn's topological order
+        for child in children[node]:
+            candidate = best[node] + weight.get(child, 0.0)
+            if candidate > best[child]:
+                best[child], previous[child] = candidate, node
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    if not ready:
+        return []
+    last = max(ready, key=lambda n: best[n])
+    if best[last] <= 0:
+        return []
+    path: list[str] = []
+    step: str | None = last
+    while step is not None:
+        path.append(step)
+        step = previous[step]
+    path.reverse()
+    return path
+
+
+# Reading the table ------------------------------------------------------------
+
+
+def _visible(programs: ProgramRegistry, scope: Scope, include_finished: bool) -> Iterator[_Program]:
+    for record in list(programs.table.programs.values()):
+        if scope.allows(record.owner):
+            yield _Program(record, programs.find(record.owner, _outer_id(record)))
+    if include_finished:
+        for record in reversed(programs.table.history.values()):
+            if scope.allows(record.owner):
+                yield _Program(record, None)
+
+
+def _find(programs: ProgramRegistry, scope: Scope, program_id: str, owner: str | None) -> _Program:
+    owner = owner if scope.admin else scope.owner
+    session = programs.find(owner, program_id)
+    if session is not None:
+        return _Program(programs.record(session), session)
+    for record in reversed(programs.table.history.values()):
+        if record.owner == owner and _outer_id(record) == program_id:
+            return _Program(record, None)
+    raise program_not_found(program_id)
+
+
+def _outer_id(record: ProgramRecord) -> str:
+    """The id its client knows (the table namespaces ids by owner: ``<owner>/<id>``)."""
+    if record.owner is None:
+        return record.program_id
+    return record.program_id.removeprefix(f"{record.owner}/")
+
+
+def _row(program: _Program, recorder: UiRecorder, clock: _Clock) -> UiProgramRow:
+    record, session = program.record, program.session
+    active = sum(len(t.active_call_ids) for t in record.threads.values())
+    state = "running" if active else "idle"
+    if session is None or session.finished:
+        state = "finished"
+    created = session.created if session is not None else clock(record.start_time)
+    return UiProgramRow(
+        program_id=_outer_id(record),
+        owner=record.owner,
+        state=state,
+        num_threads=len(record.threads),
+        num_calls=record.num_calls,
+        num_active_calls=active,
+        service=record.service,
+        total_wait=record.total_wait,
+        level=recorder.level(record.service),
+        engine_ids=sorted(record.engine_ids),
+        created=created,
+        age_s=max(0.0, clock.unix - created),
+    )
+
+
+def _call(call: CallRecord, recorder: UiRecorder, clock: _Clock, mono_now: float) -> UiCall:
+    start = call.first_scheduled_time
+    return UiCall(
+        call_id=outer_call_id(call.call_id),
+        thread_id=call.thread_id,
+        engine_id=call.engine_id,
+        status=call.status.name.lower(),
+        arrival=clock(call.arrival_time),
+        start=None if start is None else clock(start),
+        end=None if call.finish_time is None else clock(call.finish_time),
+        wait=call.current_wait(mono_now),
+        service=call.service,
+        num_preemptions=call.num_preemptions,
+        level=recorder.level(call.priority),
+    )
+
+
+def _schedule(record: ProgramRecord, recorder: UiRecorder, clock: _Clock) -> UiSchedule:
+    series = recorder.programs.get(record.program_id)
+    if series is None:
+        return UiSchedule(t=[], service=[], level=[], promotions=[])
+    t, service, level = list(series.t), list(series.service), list(series.level)
+    if t and record.end_time is None:  # the last value still holds now
+        t.append(clock.unix)
+        service.append(service[-1])
+        level.append(level[-1])
+    return UiSchedule(t=t, service=service, level=level, promotions=list(series.promotions))
+
+
+def _engine_series(series: EngineSeries | None) -> UiEngineSeries:
+    series = series or EngineSeries()
+    num_levels = max((len(q) for q in series.queues), default=0)
+    queues = [[q[i] if i < len(q) else 0 for q in series.queues] for i in range(num_levels)]
+    return UiEngineSeries(
+        t=list(series.t),
+        running=list(series.running),
+        waiting=list(series.waiting),
+        queues=queues,
+        kv_usage=list(series.kv_usage),
+        cache_hit_rate=list(series.cache_hit_rate),
+        preemptions=list(series.preemptions),
+        healthy=list(series.healthy),
+    )

@@ -1,0 +1,61 @@
+// Scheduling view of one program: its attained service over time, the queue level that
+// service puts it in, and the moments the level went down (anti-starvation promotions or a
+// service reset), as the gateway sampled them.
+
+import { SAFE_TOOLTIP, makeChart } from "./charts.js";
+
+export class SchedulingView {
+  constructor(el) {
+    this.chart = makeChart(el);
+  }
+
+  update(trace) {
+    const s = trace.schedule;
+    const t0 = s.t.length ? s.t[0] : trace.now;
+    const service = s.t.map((t, i) => [t - t0, s.service[i]]);
+    const level = s.t.map((t, i) => [t - t0, s.level[i]]);
+    const promotions = s.promotions.map((t) => ({ xAxis: t - t0 }));
+    this.chart.setOption(
+      {
+        animation: false,
+        tooltip: { ...SAFE_TOOLTIP, trigger: "axis" },
+        legend: { top: 0 },
+        grid: { left: 60, right: 60, top: 30, bottom: 30 },
+        xAxis: { type: "value", name: "s", axisLabel: { formatter: (v) => v.toFixed(0) } },
+        yAxis: [
+          { type: "value", name: "service (s)" },
+          {
+            type: "value",
+            name: "queue level",
+            minInterval: 1,
+            inverse: true,
+            min: 1,
+            axisLabel: { formatter: (v) => `Q${v}` },
+          },
+        ],
+        series: [
+          { type: "line", name: "attained service", data: service, showSymbol: false },
+          {
+            type: "line",
+            name: "queue level",
+            step: "end",
+            yAxisIndex: 1,
+            data: level,
+            showSymbol: false,
+            markLine: {
+              symbol: "none",
+              label: { formatter: "promoted" },
+              lineStyle: { color: "#d0342c", type: "dashed" },
+              data: promotions,
+            },
+          },
+        ],
+      },
+      { notMerge: true },
+    );
+  }
+
+  resize() {
+    this.chart.resize();
+  }
+}
