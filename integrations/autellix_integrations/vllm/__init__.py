@@ -7,6 +7,8 @@ Remote server::
 
 In process: ``AsyncEngineArgs(..., scheduler_cls=AutellixScheduler)``. Settings come from
 ``AUTELLIX_*`` environment variables or ``--additional-config '{"autellix": {...}}'``.
+``AutellixScheduler`` becomes ``AutellixAsyncScheduler`` when vLLM's config turns async
+scheduling on (its default on GPUs).
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ from autellix_integrations.vllm._settings import PluginSettings, SettingsError
 from autellix_integrations.vllm._versions import SUPPORTED_VLLM, check_vllm_version
 
 if TYPE_CHECKING:
-    from autellix_integrations.vllm._scheduler import AutellixScheduler
+    from autellix_integrations.vllm._scheduler import AutellixAsyncScheduler, AutellixScheduler
+
+_SCHEDULERS = ("AutellixScheduler", "AutellixAsyncScheduler")
 
 
 def __getattr__(name: str) -> Any:
-    """Import the scheduler (and vLLM) only when it is asked for."""
-    if name == "AutellixScheduler":
-        from autellix_integrations.vllm._scheduler import AutellixScheduler
+    """Import the schedulers (and vLLM) only when one is asked for."""
+    if name in _SCHEDULERS:
+        from autellix_integrations.vllm import _scheduler
 
-        return AutellixScheduler
+        return getattr(_scheduler, name)
     raise AttributeError(name)
 
 
@@ -48,6 +52,7 @@ __all__ = [
     "KEY_THREAD_ID",
     "REPORT_KEY",
     "SUPPORTED_VLLM",
+    "AutellixAsyncScheduler",
     "AutellixScheduler",
     "MetadataError",
     "PluginSettings",

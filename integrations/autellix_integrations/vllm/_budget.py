@@ -15,7 +15,9 @@ class KVBlockBudget:
     """Counts each chosen call's full KV footprint (its tokens so far plus the next one).
 
     Prefix sharing is ignored, so the count is an upper bound: whatever the core admits,
-    vLLM can allocate, and vLLM never has to preempt behind the core's back.
+    vLLM can allocate, and vLLM never has to preempt behind the core's back. With async
+    scheduling a running request's tokens include the ones still in flight (vLLM's output
+    placeholders), which hold KV slots before they are known.
     """
 
     def __init__(
@@ -37,7 +39,11 @@ class KVBlockBudget:
 
     def blocks_for(self, call: CallRecord) -> int:
         request = self.requests.get(call.call_id)
-        tokens = request.num_tokens if request is not None else call.num_tokens
+        tokens = (
+            request.num_tokens + request.num_output_placeholders
+            if request is not None
+            else call.num_tokens
+        )
         return -(-(tokens + 1 + self.lookahead_tokens) // self.block_size)
 
     def try_add(self, call: CallRecord, *, resident: bool) -> bool:

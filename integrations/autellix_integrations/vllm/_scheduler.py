@@ -1,7 +1,8 @@
 """``AutellixScheduler``: vLLM's V1 scheduler with every ordering decision made by the core.
 
-vLLM's engine loop calls ``schedule()`` then ``update_from_output()`` each step. Around the
-stock implementation this subclass:
+vLLM's engine loop calls ``schedule()`` then ``update_from_output()`` each step (with async
+scheduling, the next ``schedule()`` comes before the previous step's update). Around the
+stock implementation ``AutellixSchedulerMixin``:
 
 1. queues each new request in the core ``autellix_backend.core.Scheduler`` (program ids and
    the front end's program snapshot from ``SamplingParams.extra_args``; no program rows),
@@ -11,6 +12,11 @@ stock implementation this subclass:
 3. after each step credits the step's engine time to the requests that ran,
 4. when a request ends (finished, aborted or preempted and dropped), reports the service it
    consumed back to the front end in ``kv_transfer_params["autellix"]`` and the side channel.
+
+The mixin is applied to both of vLLM's schedulers: ``AutellixScheduler`` (on ``Scheduler``)
+and ``AutellixAsyncScheduler`` (on ``AsyncScheduler``). Naming ``AutellixScheduler`` in
+``--scheduler-cls`` builds whichever of the two matches vLLM's own choice from the config
+(``scheduler_config.async_scheduling``), as stock vLLM does for its own classes.
 
 vLLM calls this interface non-public; ``SUPPORTED_VLLM`` pins the versions it is tested on.
 """
@@ -22,6 +28,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
@@ -35,6 +42,7 @@ from autellix_backend.core import (
 )
 from autellix_backend.core import Scheduler as CoreScheduler
 from autellix_integrations.vllm._budget import KVBlockBudget
+from autellix_integrations.vllm._inflight import InFlightSteps, LandedStep
 from autellix_integrations.vllm._metadata import REPORT_KEY, MetadataError, arrival_from_xargs
 from autellix_integrations.vllm._report_server import serve_reports
 from autellix_integrations.vllm._reports import ServiceReport, ServiceReportLog
@@ -43,6 +51,8 @@ from autellix_integrations.vllm._steps import StepLog, StepRecord
 from autellix_integrations.vllm._versions import check_vllm_version
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vllm.v1.core.sched.output import SchedulerOutput
     from vllm.v1.engine import EngineCoreOutputs
     from vllm.v1.outputs import ModelRunnerOutput
@@ -52,12 +62,19 @@ check_vllm_version(logger)
 
 _WAITING = (RequestStatus.WAITING, RequestStatus.PREEMPTED)
 
+if TYPE_CHECKING:
+    _SchedulerBase = Scheduler
+else:
+    _SchedulerBase = object
 
-class AutellixScheduler(Scheduler):
-    """vLLM scheduler whose order and preemptions come from the Autellix core."""
+
+class AutellixSchedulerMixin(_SchedulerBase):
+    """The Autellix logic, for either vLLM scheduler: order and preemptions from the core."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.autellix_clock: Callable[[], float] = time.monotonic
+        """The monotonic clock service and waits are measured with (tests drive their own)."""
         self.autellix_settings = PluginSettings.load(_additional_config(self.vllm_config))
         self.autellix = CoreScheduler(
             self.autellix_settings.scheduler, engine_id=self.autellix_settings.engine_id
@@ -67,9 +84,8 @@ class AutellixScheduler(Scheduler):
         if settings.report_port:
             serve_reports(self.autellix_reports, settings.report_host, settings.report_port)
         self._step_log = StepLog(settings.step_log) if settings.step_log else None
-        self._schedule_s = 0.0
+        self._in_flight = InFlightSteps()
         self._update_s = 0.0
-        self._loop_s = 0.0
         self._busy_since: float | None = None
         if self.policy is not SchedulingPolicy.FCFS:
             logger.warning("Autellix orders requests itself; --scheduling-policy is ignored")
@@ -80,9 +96,9 @@ class AutellixScheduler(Scheduler):
         self.kv_holding_waiting = create_request_queue(self.policy)
         self._call_of: dict[str, str] = {}
         self._request_of: dict[str, Request] = {}
-        self._step_started = time.monotonic()
         logger.info(
-            "Autellix scheduler: policy=%s queues=%d base_quantum=%s",
+            "Autellix scheduler (%s): policy=%s queues=%d base_quantum=%s",
+            type(self).__name__,
             self.autellix.config.policy.value,
             self.autellix.config.num_queues,
             self.autellix.config.base_quantum,
@@ -95,7 +111,7 @@ class AutellixScheduler(Scheduler):
         super().add_request(request)
         if known:
             return
-        now = time.monotonic()
+        now = self.autellix_clock()
         arrival = self._arrival(request)
         self.autellix.add_call(arrival, now)
         self._call_of[request.request_id] = arrival.call_id
@@ -113,8 +129,8 @@ class AutellixScheduler(Scheduler):
     # The step ------------------------------------------------------------------
 
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:
-        now = time.monotonic()
-        self._loop_s = now - self._busy_since if self._busy_since is not None else 0.0
+        now = self.autellix_clock()
+        loop_s = now - self._busy_since if self._busy_since is not None else 0.0
         decision = self.autellix.schedule(self._budget(), now)
         self._preempt(decision, now)
         held = self._admit_only(decision)
@@ -122,22 +138,24 @@ class AutellixScheduler(Scheduler):
             output = super().schedule(throttle_prefills)
         finally:
             self._requeue(held)
-        self._step_started = time.monotonic()
-        self._schedule_s = self._step_started - now
+        launched = self.autellix_clock()
+        self._in_flight.launch(
+            output, self.requests, launched=launched, schedule_s=launched - now, loop_s=loop_s
+        )
         return output
 
     def update_from_output(
         self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput
     ) -> dict[int, EngineCoreOutputs]:
-        now = time.monotonic()
-        step_time = max(0.0, now - self._step_started)
-        progress = self._progress(scheduler_output, model_runner_output)
+        now = self.autellix_clock()
+        step = self._in_flight.land(scheduler_output, now)
+        progress = self._progress(scheduler_output, model_runner_output, step)
         if progress:
-            self.autellix.update_from_step(progress, step_time, now)
+            self.autellix.update_from_step(progress, step.model_s, now)
         if self._step_log is not None and scheduler_output.total_num_scheduled_tokens > 0:
-            self._step_log.write(self._step_record(scheduler_output, progress, step_time))
+            self._step_log.write(self._step_record(scheduler_output, progress, step))
         outputs = super().update_from_output(scheduler_output, model_runner_output)
-        done = time.monotonic()
+        done = self.autellix_clock()
         self._update_s = done - now
         self._busy_since = done if self.has_unfinished_requests() else None
         return outputs
@@ -218,7 +236,10 @@ class AutellixScheduler(Scheduler):
             self.waiting.add_request(request)
 
     def _progress(
-        self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput
+        self,
+        scheduler_output: SchedulerOutput,
+        model_runner_output: ModelRunnerOutput,
+        step: LandedStep,
     ) -> list[CallProgress]:
         sampled = model_runner_output.sampled_token_ids
         index = model_runner_output.req_id_to_index
@@ -230,10 +251,11 @@ class AutellixScheduler(Scheduler):
                 continue
             row = index.get(req_id)
             num_sampled = len(sampled[row]) if sampled and row is not None else 0
-            start = request.num_computed_tokens - num_tokens
-            feeds_output = request.num_tokens > request.num_prompt_tokens
-            ends_at_tail = start + num_tokens >= request.num_tokens
-            num_prefill = num_tokens - (1 if feeds_output and ends_at_tail else 0)
+            # A chunk that samples and whose last position is an output token was a decode
+            # of that token; every other scheduled token is prefill (or recompute).
+            end = step.start_of(request, num_tokens) + num_tokens
+            decodes = num_sampled > 0 and end > request.num_prompt_tokens
+            num_prefill = num_tokens - (1 if decodes else 0)
             progress.append(
                 CallProgress(
                     call_id=call_id,
@@ -244,7 +266,7 @@ class AutellixScheduler(Scheduler):
         return progress
 
     def _step_record(
-        self, scheduler_output: SchedulerOutput, progress: list[CallProgress], step_time: float
+        self, scheduler_output: SchedulerOutput, progress: list[CallProgress], step: LandedStep
     ) -> StepRecord:
         sampled = {p.call_id: p.num_decode_tokens for p in progress}
         chunks: list[tuple[int, int]] = []
@@ -253,21 +275,21 @@ class AutellixScheduler(Scheduler):
             request = self.requests.get(req_id)
             if request is None:
                 continue
-            start = request.num_computed_tokens - num_tokens
+            start = step.start_of(request, num_tokens)
             if num_tokens == 1 and start >= request.num_prompt_tokens:
                 num_decode += 1
                 num_context += start + 1
             else:
                 chunks.append((num_tokens, start))
         return StepRecord(
-            schedule_s=self._schedule_s,
-            model_s=step_time,
+            schedule_s=step.plan.schedule_s,
+            model_s=step.model_s,
             prefill_chunks=chunks,
             num_decode_seqs=num_decode,
             num_decode_context_tokens=num_context,
             num_sampled=sum(1 for n in sampled.values() if n > 0),
             update_s=self._update_s,
-            loop_s=self._loop_s,
+            loop_s=step.plan.loop_s,
         )
 
     def _close_call(self, request: Request) -> ServiceReport | None:
@@ -277,7 +299,7 @@ class AutellixScheduler(Scheduler):
         self._request_of.pop(call_id, None)
         if not self.autellix.has_call(call_id):
             return None
-        now = time.monotonic()
+        now = self.autellix_clock()
         if request.status is RequestStatus.FINISHED_ABORTED:
             call = self.autellix.abort_call(call_id, now)
         else:
@@ -297,6 +319,31 @@ class AutellixScheduler(Scheduler):
             num_output_tokens=request.num_output_tokens,
             aborted=call.status.name == "ABORTED",
         )
+
+
+class AutellixScheduler(AutellixSchedulerMixin, Scheduler):
+    """vLLM's ``Scheduler`` run by the Autellix core; the class to name in ``--scheduler-cls``.
+
+    Constructing it with a config whose ``scheduler_config.async_scheduling`` is on (vLLM's
+    default on GPUs) returns an ``AutellixAsyncScheduler`` instead, so naming this class never
+    costs a GPU deployment vLLM's async scheduling.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> AutellixScheduler:
+        if cls is AutellixScheduler and _async_scheduling(args, kwargs):
+            cls = AutellixAsyncScheduler
+        return super().__new__(cls)
+
+
+class AutellixAsyncScheduler(AutellixScheduler, AsyncScheduler):
+    """vLLM's ``AsyncScheduler`` (step N+1 scheduled while step N runs) run by the core."""
+
+
+def _async_scheduling(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether the ``vllm_config`` vLLM constructs the scheduler with asks for async."""
+    vllm_config = kwargs.get("vllm_config", args[0] if args else None)
+    scheduler_config = getattr(vllm_config, "scheduler_config", None)
+    return bool(getattr(scheduler_config, "async_scheduling", False))
 
 
 def _additional_config(vllm_config: Any) -> dict[str, Any]:
