@@ -10,7 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-pytest.importorskip("llama_index.core")
+from tests._deps import installed, require
+
+if not installed("llama_index.core"):  # skips, or fails under CI
+    require("llama_index.core", install="pip install 'autellix[llamaindex]'")
 
 from llama_index.core.base.llms.types import (
     CompletionResponse,

@@ -6,6 +6,7 @@ import json
 
 import httpx
 import openai
+import pytest
 
 from autellix_graph.protocol import (
     HEADER_CALL_ID,
@@ -62,14 +63,16 @@ def test_models_lists_the_served_model(server: LiveServer) -> None:
 def test_untagged_calls_are_programs_of_their_own_and_leave_no_row(server: LiveServer) -> None:
     with server.client() as client:
         before = {p["program_id"] for p in client.get("/v1/programs").json()["data"]}
+        ids = []
         for _ in range(2):
             r = client.post(
                 "/v1/completions", json={"model": "sim", "prompt": "x", "max_tokens": 2}
             )
             assert r.status_code == 200
-        ids = {r.headers["X-Autellix-Program-Id"]}
+            ids.append(r.headers["X-Autellix-Program-Id"])
         after = {p["program_id"] for p in client.get("/v1/programs").json()["data"]}
     assert after == before
+    assert len(set(ids)) == 2
     assert all(i.startswith("anon-") for i in ids)
 
 
@@ -84,8 +87,13 @@ def test_tagged_calls_build_the_program_row_and_raise_its_priority(server: LiveS
     calls = {c["call_id"]: c for c in row["calls"]}
     assert set(calls) == {"plan", "flights", "hotels"}
     assert calls["plan"]["priority"] == 0.0
-    # PLAS: later calls start from the service the program had attained when they arrived.
-    assert calls["flights"]["priority"] >= calls["plan"]["service"] > 0
+    # PLAS: each call starts from the service its program had attained when it arrived; the
+    # calls ran one after another, so that is the sum of the earlier calls' service.
+    assert calls["plan"]["service"] > 0 and calls["flights"]["service"] > 0
+    assert calls["flights"]["priority"] == pytest.approx(calls["plan"]["service"])
+    assert calls["hotels"]["priority"] == pytest.approx(
+        calls["plan"]["service"] + calls["flights"]["service"]
+    )
     assert row["service"] == sum(c["service"] for c in calls.values())
     assert {t["thread_id"] for t in row["threads"]} == {"main", "t1", "t2"}
     edges = {(e["source"], e["target"]) for e in row["dag"]["edges"]}

