@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from autellix_backend.sim import CallResult
 from autellix_backend.workloads import CallSpec, ProgramSpec, PromptSegment
 
 
@@ -29,3 +30,23 @@ def chain_program(
         calls.append(CallSpec(call_id, "main", parents, prompt, length, delay if i else 0.0))
         history = [*prompt, PromptSegment(f"{call_id}:out", length)]
     return ProgramSpec(program_id, arrival, tuple(calls), workload="test")
+
+
+def went_to_a_least_used_engine(call: CallResult, calls: Sequence[CallResult]) -> bool:
+    """Whether ``call``'s engine had the fewest calls in flight when it arrived.
+
+    Calls arriving at the same instant may have been routed just before it, so the chosen
+    engine may be ahead of the least-used one by at most their number.
+    """
+    engines = {c.engine_id for c in calls}
+    t = call.arrival_time
+    load = dict.fromkeys(engines, 0)
+    simultaneous = 0
+    for other in calls:
+        if other is call:
+            continue
+        if other.arrival_time < t < other.finish_time:
+            load[other.engine_id] += 1
+        elif other.arrival_time == t:
+            simultaneous += 1
+    return load[call.engine_id] <= min(load.values()) + simultaneous

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from autellix_backend.core import SchedulerConfig
@@ -59,14 +61,23 @@ def test_the_short_program_preempts_the_long_call_and_both_finish_once(mode: str
     assert long_call.num_preemptions == 1
 
 
+# What the model implies. Every step takes 1 s; the long call's first step prefills its
+# 10-token prompt and samples token 1, so when the short program arrives at t=6 it has sampled
+# 6 tokens, the KV of all but the last one computed: 10 + 6 - 1 = 15 tokens in 4 blocks of 4.
+PROMPT, SAMPLED_BEFORE_PREEMPTION, BLOCK = 10, 6, 4
+KV_TOKENS = PROMPT + SAMPLED_BEFORE_PREEMPTION - 1
+KV_BLOCKS = math.ceil(KV_TOKENS / BLOCK)
+REMAINING = 50 - SAMPLED_BEFORE_PREEMPTION
+
+
 def test_recompute_drops_the_kv_and_prefills_it_again() -> None:
     result = run("recompute")
     stats = result.engines[0]
     assert stats.num_swap_outs == stats.num_swap_ins == 0
     assert stats.swap_time == 0
-    assert stats.num_recomputed_tokens > 10  # the prompt and the tokens generated so far
+    assert stats.num_recomputed_tokens == KV_TOKENS
     # Both prompts, the lost KV again, and the last sampled token (its KV was never computed).
-    assert stats.num_prefill_tokens == 10 + 10 + stats.num_recomputed_tokens + 1
+    assert stats.num_prefill_tokens == PROMPT + PROMPT + KV_TOKENS + 1
 
 
 def test_swap_pays_the_transfer_both_ways_and_recomputes_nothing() -> None:
@@ -74,17 +85,22 @@ def test_swap_pays_the_transfer_both_ways_and_recomputes_nothing() -> None:
     stats = result.engines[0]
     assert stats.num_swap_outs == stats.num_swap_ins == 1
     assert stats.num_recomputed_tokens == 0
-    blocks = (stats.swap_time / 2 - SWAP_TRANSFER_S) / SWAP_BLOCK_S
-    assert blocks == int(blocks) and blocks >= 3
+    assert stats.num_prefill_tokens == PROMPT + PROMPT
+    # Batched: one transfer each way, carrying every block.
+    assert stats.swap_time == pytest.approx(2 * (SWAP_TRANSFER_S + KV_BLOCKS * SWAP_BLOCK_S))
     per_block = run("swap", batched=False).engines[0]
-    assert per_block.swap_time == pytest.approx(2 * blocks * (SWAP_BLOCK_S + SWAP_TRANSFER_S))
-    assert per_block.swap_time > stats.swap_time
+    assert per_block.swap_time == pytest.approx(2 * KV_BLOCKS * (SWAP_BLOCK_S + SWAP_TRANSFER_S))
 
 
 def test_swap_time_is_part_of_the_step_time() -> None:
-    swapped = run("swap")
-    free = {p.program_id: p.finish_time for p in run("recompute").programs}
-    assert swapped.engines[0].busy_time == pytest.approx(
-        swapped.engines[0].num_steps * 1.0 + swapped.engines[0].swap_time
-    )
-    assert free["long"] > 0
+    """Swapping stalls the engine: each program finishes later by exactly the swap time."""
+    recomputed = {p.program_id: p.finish_time for p in run("recompute").programs}
+    swapped_run = run("swap")
+    swapped = {p.program_id: p.finish_time for p in swapped_run.programs}
+    swap_out = swap_in = SWAP_TRANSFER_S + KV_BLOCKS * SWAP_BLOCK_S
+    # The short program runs 5 steps from t=6; the long call resumes after it with its
+    # remaining tokens, one per step (recompute folds the lost KV into its first step).
+    assert recomputed == {"short": 6 + 5, "long": 6 + 5 + REMAINING}
+    assert swapped == {"short": 6 + swap_out + 5, "long": 6 + swap_out + 5 + swap_in + REMAINING}
+    stats = swapped_run.engines[0]
+    assert stats.busy_time == pytest.approx(stats.num_steps * 1.0 + stats.swap_time)

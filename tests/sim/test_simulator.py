@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 
 import pytest
 
 from autellix_backend.core import InvalidCallError, SchedulerConfig, UnknownProfileError
 from autellix_backend.routing import UnknownBalancerError
-from autellix_backend.sim import EngineConfig, SimConfig, run_simulation
+from autellix_backend.sim import EngineConfig, SimConfig, SimResult, run_simulation
 from autellix_backend.workloads import CallSpec, ProgramSpec, PromptSegment
-from tests.sim.conftest import chain_program
+from tests.sim.conftest import chain_program, went_to_a_least_used_engine
 
 
 def chat_workload(num_programs: int, rate: float, seed: int = 0) -> list[ProgramSpec]:
@@ -90,29 +91,50 @@ def test_multi_threaded_calls_wait_for_all_their_parents() -> None:
     assert result.programs[0].output_tokens == 115
 
 
-def test_locality_keeps_long_calls_of_a_program_on_one_engine() -> None:
+def test_locality_keeps_long_calls_home_and_sends_short_ones_to_the_least_used_engine() -> None:
     programs = [
         chain_program(f"p{i}", [20, 20, 20, 20], arrival=i * 0.01, prompt_tokens=1200)
         for i in range(12)
     ]
     config = SimConfig(num_engines=4, balancer="locality", locality_threshold=2048)
     result = run_simulation(programs, config)
+    assert sum(e.num_calls for e in result.engines) == 48
     long_engines: dict[str, set[str]] = {}
+    short = [c for c in result.calls if c.prompt_tokens <= 2048]
     for call in result.calls:
         if call.prompt_tokens > 2048:
             long_engines.setdefault(call.program_id, set()).add(call.engine_id)
-    assert long_engines and all(len(e) == 1 for e in long_engines.values())
-    assert len({c.engine_id for c in result.calls}) == 4
-    assert len(result.engines) == 4
-    assert sum(e.num_calls for e in result.engines) == 48
+    # Each program's first call (1,200 tokens) is short; the later ones carry its history.
+    assert len(short) == 12 and len(long_engines) == 12
+    assert all(len(e) == 1 for e in long_engines.values())
+    assert all(went_to_a_least_used_engine(c, result.calls) for c in short)
+    # Twelve programs arriving 10 ms apart, none finished yet: three first calls per engine.
+    assert Counter(c.engine_id for c in short) == {f"engine-{i}": 3 for i in range(4)}
 
 
-@pytest.mark.parametrize("balancer", ["round_robin", "least_used", "locality", "prefix_aware"])
+def _in_arrival_order(result: SimResult) -> list[str]:
+    return [c.engine_id for c in sorted(result.calls, key=lambda c: c.arrival_time)]
+
+
+def test_round_robin_takes_the_engines_in_turn() -> None:
+    programs = chat_workload(30, rate=10.0, seed=3)
+    result = run_simulation(programs, SimConfig(num_engines=3, balancer="round_robin"))
+    order = _in_arrival_order(result)
+    assert len({c.arrival_time for c in result.calls}) == len(order)  # a well-defined order
+    assert order == [order[i % 3] for i in range(len(order))]
+    assert len(set(order[:3])) == 3
+
+
+@pytest.mark.parametrize("balancer", ["least_used", "locality", "prefix_aware"])
 def test_every_balancer_completes_a_multi_engine_run(balancer: str) -> None:
     programs = chat_workload(30, rate=10.0, seed=3)
     result = run_simulation(programs, SimConfig(num_engines=3, balancer=balancer))
     assert len(result.programs) == 30
-    assert len({c.engine_id for c in result.calls}) > 1
+    assert len(result.calls) == sum(len(p.calls) for p in programs)
+    assert sum(e.num_calls for e in result.engines) == len(result.calls)
+    if balancer != "prefix_aware":  # prefix_aware trades load for cache hits
+        # These prompts are all short (under 2,048 tokens): locality balances them too.
+        assert all(went_to_a_least_used_engine(c, result.calls) for c in result.calls)
 
 
 def test_results_export_as_json_and_csv() -> None:
