@@ -115,6 +115,14 @@ def test_programs_view_updates_live_without_reload(
         ".some(r => r.dataset.programId === id)",
         new_id,
     )
+    # Ended, it stays listed from the table's history.
+    with known_run.api() as client:
+        client.delete(f"/v1/programs/{new_id}").raise_for_status()
+    ui.wait_for(
+        "id => [...document.querySelectorAll('#programs-table tbody tr')]"
+        ".some(r => r.dataset.programId === id && r.className === 'state-finished')",
+        new_id,
+    )
     assert ui.evaluate("window.__sameDocument") is True, "the page was reloaded"
     ui.assert_clean()
 
@@ -221,3 +229,9 @@ def test_page_forbids_inline_scripts(known_run: KnownRun) -> None:
     assert script_src.split() == ["script-src", "'self'"]
     assert "<script>" not in response.text
     assert httpx.get(f"{known_run.server.url}/ui/static/../app.py").status_code == 404
+
+
+def test_json_api_is_in_the_openapi_schema(known_run: KnownRun) -> None:
+    paths = httpx.get(f"{known_run.server.url}/openapi.json").json()["paths"]
+    assert {"/v1/ui/programs", "/v1/ui/program", "/v1/ui/engines"} <= set(paths)
+    assert "/ui" not in paths

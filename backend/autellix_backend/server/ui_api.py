@@ -7,6 +7,7 @@ Scoping: a caller sees the programs its API key owns; the admin key sees every p
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autellix_backend.core import CallRecord, ProgramRecord
-from autellix_backend.server.errors import program_not_found
+from autellix_backend.server.errors import APIError
 from autellix_backend.server.programs import ProgramRegistry, Session, outer_call_id
 from autellix_backend.server.ui_recorder import EngineSeries, UiRecorder
 from autellix_backend.server.ui_schemas import (
@@ -48,14 +49,6 @@ class Scope:
         return self.admin or owner == self.owner
 
 
-@dataclass(frozen=True, slots=True)
-class _Program:
-    """A program row with what the gateway keeps beside it (None once it has ended)."""
-
-    record: ProgramRecord
-    session: Session | None
-
-
 class _Clock:
     """Converts the table's monotonic times to Unix times, at one instant."""
 
@@ -72,7 +65,7 @@ def list_programs(
 ) -> UiProgramList:
     """The Programs view: the caller's live programs, then (optionally) ended ones."""
     clock = _Clock(programs)
-    rows = [_row(p, recorder, clock) for p in _visible(programs, scope, include_finished)]
+    rows = [_row(s, recorder, clock) for s in _visible(programs, scope, include_finished)]
     return UiProgramList(now=clock.unix, data=rows)
 
 
@@ -84,10 +77,9 @@ def program_trace(
     owner: str | None,
 ) -> UiProgramTrace:
     """The Program view of ``program_id`` (of ``owner``, for the admin); 404 if not visible."""
-    found = _find(programs, scope, program_id, owner)
+    session = _find(programs, scope, program_id, owner)
     clock = _Clock(programs)
-    record = found.record
-    dag = found.session.dag if found.session is not None else record.dag
+    record, dag = session.record, session.dag
     calls = list(record.calls.values())
     service = {outer_call_id(c.call_id): c.service for c in calls}
     edges = list(dag.edges)
@@ -96,7 +88,7 @@ def program_trace(
     path_edges = set(itertools.pairwise(path))
     return UiProgramTrace(
         now=clock.unix,
-        program=_row(found, recorder, clock),
+        program=_row(session, recorder, clock),
         nodes=[
             UiNode(
                 node_id=n.node_id,
@@ -180,25 +172,22 @@ def critical_path(
 # Reading the table ------------------------------------------------------------
 
 
-def _visible(programs: ProgramRegistry, scope: Scope, include_finished: bool) -> Iterator[_Program]:
+def _visible(programs: ProgramRegistry, scope: Scope, include_finished: bool) -> Iterator[Session]:
     for record in list(programs.table.programs.values()):
         if scope.allows(record.owner):
-            yield _Program(record, programs.find(record.owner, _outer_id(record)))
+            session = programs.find(record.owner, _outer_id(record))
+            if session is not None:
+                yield session
     if include_finished:
-        for record in reversed(programs.table.history.values()):
+        for record in reversed(list(programs.table.history.values())):
             if scope.allows(record.owner):
-                yield _Program(record, None)
+                with contextlib.suppress(APIError):
+                    yield programs.lookup(record.owner, _outer_id(record))
 
 
-def _find(programs: ProgramRegistry, scope: Scope, program_id: str, owner: str | None) -> _Program:
-    owner = owner if scope.admin else scope.owner
-    session = programs.find(owner, program_id)
-    if session is not None:
-        return _Program(programs.record(session), session)
-    for record in reversed(programs.table.history.values()):
-        if record.owner == owner and _outer_id(record) == program_id:
-            return _Program(record, None)
-    raise program_not_found(program_id)
+def _find(programs: ProgramRegistry, scope: Scope, program_id: str, owner: str | None) -> Session:
+    """The program, live or in the history; 404 when absent or not the caller's."""
+    return programs.lookup(owner if scope.admin else scope.owner, program_id)
 
 
 def _outer_id(record: ProgramRecord) -> str:
@@ -208,16 +197,15 @@ def _outer_id(record: ProgramRecord) -> str:
     return record.program_id.removeprefix(f"{record.owner}/")
 
 
-def _row(program: _Program, recorder: UiRecorder, clock: _Clock) -> UiProgramRow:
-    record, session = program.record, program.session
+def _row(session: Session, recorder: UiRecorder, clock: _Clock) -> UiProgramRow:
+    record = session.record
     active = sum(len(t.active_call_ids) for t in record.threads.values())
     state = "running" if active else "idle"
-    if session is None or session.finished:
+    if session.ended or session.finished:
         state = "finished"
-    created = session.created if session is not None else clock(record.start_time)
     return UiProgramRow(
-        program_id=_outer_id(record),
-        owner=record.owner,
+        program_id=session.program_id,
+        owner=session.owner,
         state=state,
         num_threads=len(record.threads),
         num_calls=record.num_calls,
@@ -226,8 +214,8 @@ def _row(program: _Program, recorder: UiRecorder, clock: _Clock) -> UiProgramRow
         total_wait=record.total_wait,
         level=recorder.level(record.service),
         engine_ids=sorted(record.engine_ids),
-        created=created,
-        age_s=max(0.0, clock.unix - created),
+        created=session.created,
+        age_s=max(0.0, clock.unix - session.created),
     )
 
 
