@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -93,17 +94,39 @@ def chat_openai(
         message = "chat_openai needs langchain-openai: pip install langchain-openai"
         raise ImportError(message) from exc
 
-    settings = Settings.from_env(base_url=base_url, api_key=api_key)
-    openai_base = settings.openai_base_url
-    if openai_base is None:
-        raise ValueError("chat_openai needs base_url or AUTELLIX_BASE_URL")
+    target = ServiceTarget.resolve("chat_openai", model, base_url, api_key)
     return ChatOpenAI(
-        model=model
-        or os.environ.get(protocol.ENV_MODEL)
-        or served_model(openai_base, settings.api_key),
-        base_url=openai_base,
-        api_key=settings.api_key or "autellix",  # type: ignore[arg-type]
+        model=target.model,
+        base_url=target.openai_base_url,
+        api_key=target.api_key,  # type: ignore[arg-type]
         http_client=http_client(timeout=timeout),
         http_async_client=async_http_client(timeout=timeout),
         **kwargs,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTarget:
+    """Where a model client made by a helper (``chat_openai``, ``openai_like``) points."""
+
+    model: str
+    openai_base_url: str
+    """``<service root>/v1``."""
+    api_key: str
+    """The service's key, or a placeholder the OpenAI clients accept when it has none."""
+
+    @classmethod
+    def resolve(
+        cls, helper: str, model: str | None, base_url: str | None, api_key: str | None
+    ) -> ServiceTarget:
+        """Arguments first, then ``AUTELLIX_*`` variables, then the first model served."""
+        settings = Settings.from_env(base_url=base_url, api_key=api_key)
+        openai_base = settings.openai_base_url
+        if openai_base is None:
+            raise ValueError(f"{helper} needs base_url or AUTELLIX_BASE_URL")
+        model = (
+            model
+            or os.environ.get(protocol.ENV_MODEL)
+            or served_model(openai_base, settings.api_key)
+        )
+        return cls(model, openai_base, settings.api_key or "autellix")

@@ -25,8 +25,6 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 
 from autellix_graph._handler import AutellixCallbackHandler
-from autellix_graph._runtime import Runtime
-from autellix_graph._settings import Settings
 
 _OTEL_PROVIDER_KWARGS = ("meter_provider", "logger_provider", "event_logger_provider")
 """Keyword arguments distros may pass every instrumentor; the middleware has no use for them."""
@@ -73,16 +71,12 @@ class AutellixInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer_provider: trace.TracerProvider | None = kwargs.pop("tracer_provider", None)
         for name in _OTEL_PROVIDER_KWARGS:
             kwargs.pop(name, None)
-        resolved = Settings.from_env(**kwargs)
-        if resolved.disabled:
-            return
         with self._lock:
+            if not _global_handler.recorder.attach(tracer_provider, **kwargs):
+                return
             if not AutellixInstrumentor._hook_registered:
                 register_configure_hook(_handler_var, inheritable=True)
                 AutellixInstrumentor._hook_registered = True
-            previous = _global_handler.recorder.activate(Runtime.build(resolved, tracer_provider))
-        if previous is not None:
-            previous.close()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         """Flush what is pending, then stop tracing and tagging."""

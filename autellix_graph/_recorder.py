@@ -153,6 +153,18 @@ class ProgramRecorder:
         previous, self._runtime = self._runtime, runtime
         return previous
 
+    def attach(self, tracer_provider: trace.TracerProvider | None = None, **settings: Any) -> bool:
+        """Activate with :class:`Settings` from ``settings`` and ``AUTELLIX_*`` variables
+        (closing the runtime in force, if any); False, and nothing attached, when disabled."""
+        resolved = Settings.from_env(**settings)
+        if resolved.disabled:
+            return False
+        previous = self.activate(Runtime.build(resolved, tracer_provider))
+        self._warned_untagged = False
+        if previous is not None:
+            previous.close()
+        return True
+
     def force_flush(self, timeout: float = 5.0) -> bool:
         """Export pending spans and send pending session calls; False on timeout."""
         runtime = self._runtime
@@ -236,12 +248,12 @@ class ProgramRecorder:
             info = program.dag.start_flow_task(thread_id, node_name, after)
         return self._open_thread(key, parent, info)
 
-    def frontier(self, record: Record) -> Frontier:
-        """What the next call of ``record``'s thread would depend on (what an event it emits
-        now carries to the steps it triggers)."""
+    def frontier(self, record: Record, thread_id: str | None = None) -> Frontier:
+        """What the next call of ``record``'s thread (or of ``thread_id`` in its program) would
+        depend on: what an event it emits now carries to the steps it triggers."""
         program = record.program
         with program.lock:
-            return program.dag.frontier(record.thread_id)
+            return program.dag.frontier(thread_id or record.thread_id)
 
     def join(self, record: Record, frontier: Frontier) -> None:
         """The next call of ``record``'s thread also depends on ``frontier``."""
@@ -275,6 +287,7 @@ class ProgramRecorder:
         request: LlmRequest,
         *,
         owns_program: bool = False,
+        call_id: str | None = None,
     ) -> Record | None:
         """An LLM call of ``thread_id``: a DAG node, a span, a session opened on the
         program's first call, and the call's ids made current for the HTTP client."""
@@ -282,7 +295,7 @@ class ProgramRecorder:
         if runtime is None:
             return None
         program = parent.program
-        call_id = str(key)
+        call_id = call_id or str(key)
         with program.lock:
             node = program.dag.add_node(call_id, NodeKind.LLM, thread_id)
             open_session = not program.session_open

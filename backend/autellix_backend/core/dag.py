@@ -16,7 +16,8 @@ class DagNode:
     name: str = ""
     thread_id: str = "main"
     status: str = "running"
-    """``running``, ``finished``, ``aborted`` or ``error``."""
+    """``running``, ``finished``, ``aborted``, ``error`` or ``cancelled`` (stopped because another
+    part of the program failed)."""
 
 
 class ProgramDag:

@@ -40,6 +40,7 @@ from autellix_protocol.attributes import (
     ATTR_PARENT_THREAD_ID,
     ATTR_PROGRAM_ID,
     ATTR_SPAN_KIND,
+    ATTR_STATE,
     ATTR_THREAD_ID,
     GEN_AI_CONVERSATION_ID,
     OPENINFERENCE_GRAPH_NODE_ID,
@@ -48,6 +49,7 @@ from autellix_protocol.attributes import (
     SPAN_KIND_LLM,
     SPAN_KIND_PROGRAM,
     SPAN_KINDS,
+    STATE_CANCELLED,
 )
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
@@ -68,6 +70,8 @@ class SpanFacts:
     parent_ids: tuple[str, ...]
     ended: bool
     failed: bool
+    cancelled: bool = False
+    """The front end stopped the run because another part of the program failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +157,18 @@ def place(facts: SpanFacts, programs: ProgramRegistry, owner: str | None) -> boo
     if facts.kind == SPAN_KIND_PROGRAM:
         if facts.ended:
             session.finished = True
+            session.failed = facts.failed
         return True
     programs.add_thread(session, facts.thread_id, facts.parent_thread_id)
-    status = "error" if facts.failed else "finished" if facts.ended else "running"
+    status = (
+        "cancelled"
+        if facts.cancelled
+        else "error"
+        if facts.failed
+        else "finished"
+        if facts.ended
+        else "running"
+    )
     node = DagNode(facts.node_id, facts.kind, facts.name, facts.thread_id, status)
     session.dag.upsert(node, facts.parent_ids)
     return True
@@ -193,6 +206,7 @@ def _facts(span: Span, attrs: Mapping[str, Any], max_id_length: int) -> SpanFact
         parent_ids=parent_ids,
         ended=span.end_time_unix_nano > 0,
         failed=span.status.code == Status.STATUS_CODE_ERROR,
+        cancelled=attrs.get(ATTR_STATE) == STATE_CANCELLED,
     )
 
 

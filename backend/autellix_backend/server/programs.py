@@ -55,6 +55,8 @@ class Session:
     """An untagged call's own program, ended with the call."""
     finished: bool = False
     """The front end reported the program's end (its program span closed)."""
+    failed: bool = False
+    """The front end reported that the program failed (its program span ended in error)."""
 
     @property
     def dag(self) -> ProgramDag:

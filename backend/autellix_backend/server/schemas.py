@@ -172,8 +172,9 @@ class ProgramSummary(BaseModel):
     """Unix time the program started."""
     idle_s: float
     finished: bool
-    state: Literal["running", "finished"] = "running"
-    """``finished`` once the program ended (``DELETE``, idle expiry); read from history."""
+    state: Literal["running", "finished", "failed"] = "running"
+    """``finished`` once the program ended (``DELETE``, idle expiry; read from history);
+    ``failed`` once its front end reported that it failed."""
     metadata: dict[str, str]
 
 

@@ -68,7 +68,7 @@ def _summary(programs: ProgramRegistry, session: Session, record: ProgramRecord)
         created=session.created,
         idle_s=max(0.0, programs.clock() - session.last_activity),
         finished=session.finished or session.ended,
-        state="finished" if session.ended else "running",
+        state="failed" if session.failed else "finished" if session.ended else "running",
         metadata=dict(session.metadata),
     )
 

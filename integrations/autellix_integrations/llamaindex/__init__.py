@@ -2,34 +2,84 @@
 
 >>> from autellix_integrations import llamaindex
 >>> llamaindex.instrument(base_url="http://127.0.0.1:8000")  # doctest: +SKIP
+>>> llm = llamaindex.openai_like(max_tokens=256)  # doctest: +SKIP
 
-Attaches a span handler and an event handler to LlamaIndex's root instrumentation dispatcher,
-so every ``Workflow.run`` in the process becomes a program. Give the LLM an httpx client from
-``autellix_graph.http_client()`` / ``async_http_client()`` (e.g. ``OpenAILike(...,
-http_client=...)``) and its requests carry the call's program, thread and parent ids. Needs
-``llama-index-core`` (the ``llamaindex`` extra).
+Attaches a span handler and an event handler to LlamaIndex's root instrumentation dispatcher
+(and reports ``ctx.send_event`` / ``ctx.collect_events``), so every ``Workflow.run`` in the
+process becomes a program, recorded by the same ``autellix_graph.ProgramRecorder`` as
+LangGraph runs. Name a run's program with ``workflow.run(autellix_program_id=...)``; read it
+inside a step with ``autellix_graph.current_program_id()``. Needs the ``llamaindex`` extra.
+See ``docs/llamaindex.md``.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
 
-from autellix_graph._runtime import Runtime
-from autellix_graph._settings import Settings
+from autellix_integrations.llamaindex._flow import patch_context
 from autellix_integrations.llamaindex._handlers import (
     AutellixEventHandler,
     AutellixSpanHandler,
-    _State,
+    LlamaIndexState,
 )
+from autellix_integrations.llamaindex._llm import openai_like
 
-__all__ = ["AutellixEventHandler", "AutellixSpanHandler", "instrument", "uninstrument"]
+__all__ = [
+    "AutellixEventHandler",
+    "AutellixLlamaIndexInstrumentor",
+    "AutellixSpanHandler",
+    "force_flush",
+    "instrument",
+    "openai_like",
+    "uninstrument",
+]
 
-_state = _State()
-_lock = threading.Lock()
-_attached = False
+_state = LlamaIndexState()
+
+
+class AutellixLlamaIndexInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Attaches Autellix to every LlamaIndex Workflow run, in OpenTelemetry's
+    ``BaseInstrumentor`` mould (entry point ``autellix_llamaindex``, so
+    ``opentelemetry-instrument`` attaches it too)."""
+
+    _lock = threading.Lock()
+    _attached = False
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("llama-index-core >= 0.14.3",)
+
+    def instrument(self, **kwargs: Any) -> None:
+        """Attach; with ``disabled`` set, attach nothing and stay free to attach later."""
+        super().instrument(**kwargs)
+        if _state.recorder.runtime is None:
+            self._is_instrumented_by_opentelemetry = False
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider: trace.TracerProvider | None = kwargs.pop("tracer_provider", None)
+        for name in ("meter_provider", "logger_provider", "event_logger_provider"):
+            kwargs.pop(name, None)
+        with self._lock:
+            if not _state.recorder.attach(tracer_provider, **kwargs):
+                return
+            if not AutellixLlamaIndexInstrumentor._attached:
+                from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+
+                dispatcher = get_dispatcher()
+                dispatcher.add_span_handler(AutellixSpanHandler(_state))
+                dispatcher.add_event_handler(AutellixEventHandler(_state))
+                patch_context(_state.active)
+                AutellixLlamaIndexInstrumentor._attached = True
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        """Flush, then stop tracing and tagging (the handlers stay registered, inactive)."""
+        _state.recorder.close()
 
 
 def instrument(*, tracer_provider: trace.TracerProvider | None = None, **settings: Any) -> None:
@@ -38,32 +88,18 @@ def instrument(*, tracer_provider: trace.TracerProvider | None = None, **setting
     Keyword arguments are ``autellix_graph.Settings`` fields, defaulting to ``AUTELLIX_*``
     environment variables.
     """
-    global _attached
-    with _lock:
-        if _state.runtime is not None:
-            return
-        resolved = Settings.from_env(**settings)
-        if resolved.disabled:
-            return
-        if not _attached:
-            from llama_index.core.instrumentation import get_dispatcher
-
-            dispatcher = get_dispatcher()
-            dispatcher.add_span_handler(AutellixSpanHandler(_state))
-            dispatcher.add_event_handler(AutellixEventHandler(_state))
-            _attached = True
-        _state.runtime = Runtime.build(resolved, tracer_provider)
+    instrumentor = AutellixLlamaIndexInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=tracer_provider, **settings)
 
 
 def uninstrument() -> None:
-    """Stop tracing and tagging (the handlers stay registered but do nothing)."""
-    with _lock:
-        runtime, _state.runtime = _state.runtime, None
-    if runtime is not None:
-        runtime.close()
+    """Flush, then stop tracing and tagging."""
+    instrumentor = AutellixLlamaIndexInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
 
 
 def force_flush(timeout: float = 5.0) -> bool:
     """Export pending spans and send pending session calls; False on timeout."""
-    runtime = _state.runtime
-    return True if runtime is None else runtime.flush(timeout)
+    return _state.recorder.force_flush(timeout)
