@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -13,9 +12,9 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from autellix_graph import protocol
+from examples._common import Shape, dag_shape, shape
 
-Shape = Counter[tuple[str, frozenset[str]]]
-"""Multiset of (call label, labels of the calls it depends on)."""
+__all__ = ["Shape", "shape"]
 
 
 def attrs(span: ReadableSpan) -> Mapping[str, Any]:
@@ -26,36 +25,10 @@ def spans_of_kind(spans: Iterable[ReadableSpan], kind: str) -> list[ReadableSpan
     return [s for s in spans if attrs(s).get(protocol.ATTR_SPAN_KIND) == kind]
 
 
-def thread_names(spans: Iterable[ReadableSpan]) -> dict[str, str]:
-    """Thread id -> graph node name, from node spans."""
-    return {
-        str(attrs(s)[protocol.ATTR_THREAD_ID]): str(attrs(s)[protocol.ATTR_NODE_NAME])
-        for s in spans_of_kind(spans, protocol.SPAN_KIND_NODE)
-    }
-
-
-def labelled_calls(
-    calls: Sequence[tuple[str, str, Sequence[str]]], names: Mapping[str, str]
-) -> Shape:
-    """Shape of a DAG given (call id, thread id, parent ids) in arrival order.
-
-    A call is labelled ``<node name>#<n>``: the n-th call made by a task of that node
-    (``main`` for calls outside tasks), so parallel tasks of one node share labels.
-    """
-    per_thread: Counter[str] = Counter()
-    labels: dict[str, str] = {}
-    for call_id, thread_id, _ in calls:
-        per_thread[thread_id] += 1
-        name = names.get(thread_id, thread_id.split(":")[0])
-        labels[call_id] = f"{name}#{per_thread[thread_id]}"
-    return Counter(
-        (labels[call_id], frozenset(labels.get(p, p) for p in parents))
-        for call_id, _, parents in calls
-    )
-
-
 def shape_from_spans(spans: Sequence[ReadableSpan]) -> Shape:
-    """The LLM-call DAG the spans describe (call order = span start order)."""
+    """The LLM-call DAG the spans describe (call order = span start order), each call
+    labelled by its task (``node[k]``, parallel tasks numbered) so that a join's exact
+    parent set is compared, task by task."""
     llm = sorted(spans_of_kind(spans, protocol.SPAN_KIND_LLM), key=lambda s: s.start_time or 0)
     calls = [
         (
@@ -65,12 +38,7 @@ def shape_from_spans(spans: Sequence[ReadableSpan]) -> Shape:
         )
         for s in llm
     ]
-    return labelled_calls(calls, thread_names(spans))
-
-
-def shape(*items: tuple[str, Iterable[str]]) -> Shape:
-    """Build an expected shape: ``shape(("plan#1", []), ("map#1", ["plan#1"]))``."""
-    return Counter((label, frozenset(parents)) for label, parents in items)
+    return dag_shape(calls)
 
 
 def free_port() -> int:

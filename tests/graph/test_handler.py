@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import autellix_graph
 from autellix_graph import AutellixCallbackHandler, protocol
-from tests.graph._support import attrs, shape, shape_from_spans, spans_of_kind
+from examples._common import chain
+from tests.graph._support import Shape, attrs, shape, shape_from_spans, spans_of_kind
 
 
 class State(TypedDict):
@@ -74,13 +75,21 @@ def map_reduce_graph(width: int = 3, calls_per_map: int = 1, llm: Any = None) ->
     return outer.compile()
 
 
-EXPECTED = shape(
-    ("plan#1", []),
-    *[("map#1", ["plan#1"])] * 3,
-    ("left#1", ["map#1"]),
-    ("right#1", ["map#1"]),
-    ("reduce#1", ["left#1", "right#1"]),
-)
+def expected_map_reduce(width: int = 3, calls_per_map: int = 1) -> Shape:
+    """Every map task chains its calls after the plan; the subgraph's two nodes join the last
+    call of every map task, and the reduce joins both."""
+    maps = [f"map[{k}]" for k in range(1, width + 1)]
+    last = [f"{m}#{calls_per_map}" for m in maps]
+    return shape(
+        ("plan[1]#1", []),
+        *[item for m in maps for item in chain(m, calls_per_map, ["plan[1]#1"])],
+        ("review[1]/left[1]#1", last),
+        ("review[1]/right[1]#1", last),
+        ("reduce[1]#1", ["review[1]/left[1]#1", "review[1]/right[1]#1"]),
+    )
+
+
+EXPECTED = expected_map_reduce()
 
 
 def test_sync_graph_with_send_and_subgraph_builds_the_dag(
@@ -149,15 +158,7 @@ def test_parallel_branches_on_the_thread_pool_are_traced_without_mixing(
     width, calls = 24, 5
     map_reduce_graph(width, calls).invoke({"items": []})
     got = shape_from_spans(instrumented.get_finished_spans())
-    chain = [("map#1", ["plan#1"])] + [(f"map#{i + 1}", [f"map#{i}"]) for i in range(1, calls)]
-    expected = shape(
-        ("plan#1", []),
-        *chain * width,
-        ("left#1", ["map#5"]),
-        ("right#1", ["map#5"]),
-        ("reduce#1", ["left#1", "right#1"]),
-    )
-    assert got == expected
+    assert got == expected_map_reduce(width, calls)
 
 
 def test_a_failing_node_fails_the_app_not_the_middleware(
@@ -215,9 +216,7 @@ def test_retries_keep_one_thread(instrumented: InMemorySpanExporter) -> None:
     builder.add_edge(START, "flaky")
     builder.compile().invoke({"items": []})
     spans = instrumented.get_finished_spans()
-    assert shape_from_spans(spans) == shape(
-        ("flaky#1", []), ("flaky#2", ["flaky#1"]), ("flaky#3", ["flaky#2"])
-    )
+    assert shape_from_spans(spans) == shape(*chain("flaky[1]", 3, []))
     assert len(spans_of_kind(spans, protocol.SPAN_KIND_NODE)) == 3
 
 
@@ -282,9 +281,7 @@ def test_interrupt_and_resume_continue_one_program(instrumented: InMemorySpanExp
     programs = {attrs(s)[protocol.ATTR_PROGRAM_ID] for s in spans}
     assert len(programs) == 1
     (pause,) = spans_of_kind(spans, protocol.SPAN_KIND_INTERRUPT)
-    assert shape_from_spans(spans) == shape(
-        ("ask#1", []), ("ask#2", ["ask#1"]), ("ask#3", ["ask#2"])
-    )
+    assert shape_from_spans(spans) == shape(*chain("ask[1]", 3, []))
     llms = sorted(spans_of_kind(spans, protocol.SPAN_KIND_LLM), key=lambda s: s.start_time or 0)
     assert list(attrs(pause)[protocol.ATTR_PARENT_IDS]) == [attrs(llms[0])[protocol.ATTR_CALL_ID]]
     assert list(attrs(llms[1])[protocol.ATTR_PARENT_IDS]) == [attrs(pause)[protocol.ATTR_NODE_ID]]
