@@ -55,7 +55,7 @@ interop: install $(INTEROP_VENV)/.installed
 		$(BIN)/python -m pytest tests/interop
 
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

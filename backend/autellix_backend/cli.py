@@ -1,23 +1,34 @@
-"""The ``autellix`` command."""
+"""The ``autellix`` command: it assembles the sub-commands, which import nothing above them."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(
-    help="Autellix: program-aware LLM serving for agentic programs.", no_args_is_help=True
-)
+from autellix_backend.bench.cli import bench_app
+from autellix_backend.calibration.commands import calibrate
+from autellix_backend.models.commands import model_app
+from autellix_backend.server.cli import serve
 
 
-@app.callback()
-def _root() -> None:
-    """Autellix command line."""
+def build_app() -> typer.Typer:
+    """The command tree: ``serve``, ``bench``, ``model``, ``calibrate``."""
+    root = typer.Typer(
+        help="Autellix: program-aware LLM serving for agentic programs.", no_args_is_help=True
+    )
+
+    @root.callback()
+    def _root() -> None:
+        """Autellix command line."""
+
+    root.command("serve")(serve)
+    root.add_typer(bench_app, name="bench")
+    root.add_typer(model_app, name="model")
+    root.command("calibrate")(calibrate)
+    return root
+
+
+app = build_app()
 
 
 def main() -> None:
     app()
-
-
-import autellix_backend.bench.cli  # noqa: E402  (registers `autellix bench`)
-import autellix_backend.models.commands  # noqa: E402  (`autellix model`, `calibrate`)
-import autellix_backend.server.cli  # noqa: E402, F401  (registers `autellix serve`)

@@ -165,12 +165,3 @@ def bfcl_data(
     target = out or Path(bfcl.__file__).parent / "data" / bfcl.DATA_FILE
     data = bfcl_extract.write(wheel, target)
     typer.echo(f"wrote {len(data['tasks'])} tasks to {target}")
-
-
-def _register() -> None:
-    from autellix_backend.cli import app
-
-    app.add_typer(bench_app, name="bench")
-
-
-_register()

@@ -29,7 +29,7 @@ from autellix_backend.engines.base import (
     RequestKind,
 )
 from autellix_backend.sim.results import ProgramResult
-from autellix_backend.workloads.spec import CallSpec, ProgramSpec
+from autellix_backend.spec import CallSpec, ProgramSpec
 from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot
 
 

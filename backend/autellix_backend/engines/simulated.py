@@ -31,7 +31,7 @@ from autellix_backend.engines.base import (
 from autellix_backend.sim.config import EngineConfig
 from autellix_backend.sim.engine import SimEngine, StepOutcome
 from autellix_backend.sim.results import CallResult
-from autellix_backend.workloads.spec import PromptSegment
+from autellix_backend.spec import PromptSegment
 from autellix_protocol.snapshot import ProgramSnapshot
 
 log = logging.getLogger("autellix.engines.simulated")

@@ -28,14 +28,3 @@ def tiny(
     )
     path = ensure_tiny_model(out, spec=spec, force=force)
     typer.echo(str(path))
-
-
-def _register() -> None:
-    from autellix_backend.calibration.commands import calibrate
-    from autellix_backend.cli import app
-
-    app.add_typer(model_app, name="model")
-    app.command("calibrate")(calibrate)
-
-
-_register()

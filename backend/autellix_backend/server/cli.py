@@ -7,11 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from autellix_backend.cli import app
 from autellix_backend.server.config import ENGINE_KINDS, ConfigError, load_config
 
 
-@app.command("serve")
 def serve(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML or TOML settings file.")

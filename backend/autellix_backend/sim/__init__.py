@@ -1,7 +1,7 @@
 """The simulated engine and the discrete-event simulator.
 
 >>> from autellix_backend.sim import EngineConfig, SimConfig, run_simulation
->>> from autellix_backend.workloads import CallSpec, ProgramSpec, PromptSegment
+>>> from autellix_backend.spec import CallSpec, ProgramSpec, PromptSegment
 >>> call = CallSpec("c1", "main", (), (PromptSegment("system", 32),), output_tokens=4)
 >>> result = run_simulation([ProgramSpec("p1", 0.0, (call,))], SimConfig())
 >>> result.programs[0].output_tokens

@@ -34,7 +34,7 @@ from autellix_backend.sim.kv_cache import KVCache
 from autellix_backend.sim.profiles import CostModel, get_profile
 from autellix_backend.sim.results import CallResult, EngineStats
 from autellix_backend.sim.sequence import SeqState, SimSequence
-from autellix_backend.workloads.spec import PromptSegment
+from autellix_backend.spec import PromptSegment
 
 _MAX_REMEMBERED_STREAMS = 4096
 """Programs whose last token stream an engine keeps to reuse its block hashes."""

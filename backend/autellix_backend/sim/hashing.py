@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
 
-from autellix_backend.workloads.spec import PromptSegment
+from autellix_backend.spec import PromptSegment
 
 
 @lru_cache(maxsize=1 << 16)

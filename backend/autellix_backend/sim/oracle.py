@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autellix_backend.core import SchedulerConfig, ServiceUnit
 from autellix_backend.sim.profiles import CostModel
-from autellix_backend.workloads.spec import CallSpec
+from autellix_backend.spec import CallSpec
 
 
 def estimate_call_service(call: CallSpec, model: CostModel, config: SchedulerConfig) -> float:

@@ -34,7 +34,7 @@ from autellix_backend.sim.hashing import prompt_block_hashes
 from autellix_backend.sim.oracle import estimate_call_service
 from autellix_backend.sim.profiles import get_profile
 from autellix_backend.sim.results import CallResult, ProgramResult, SimResult
-from autellix_backend.workloads.spec import CallSpec, ProgramSpec
+from autellix_backend.spec import CallSpec, ProgramSpec
 
 
 class SimulationError(AutellixError, RuntimeError):
@@ -116,6 +116,16 @@ class Simulator:
         """Earliest pending event that could bring an engine new work (not a step start)."""
         times = [t for t, _, _, e in self._heap if not isinstance(e, StepStart)]
         return min(times, default=math.inf)
+
+    def claim_engine(self, index: int) -> bool:
+        """Mark engine ``index`` stepping; False if it already was."""
+        if self.engine_busy[index]:
+            return False
+        self.engine_busy[index] = True
+        return True
+
+    def release_engine(self, index: int) -> None:
+        self.engine_busy[index] = False
 
     def _push(self, event: Event) -> None:
         heapq.heappush(self._heap, (event.time, event.order, next(self._counter), event))

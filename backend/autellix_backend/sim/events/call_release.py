@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from autellix_backend.sim.events.base import Event
-from autellix_backend.workloads.spec import CallSpec
-
-if TYPE_CHECKING:
-    from autellix_backend.sim.simulator import Simulator
+from autellix_backend.sim.events.base import Event, EventContext
+from autellix_backend.sim.events.step import StepStart
+from autellix_backend.spec import CallSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,11 +18,8 @@ class CallRelease(Event):
     program_id: str
     call: CallSpec = field(compare=False)
 
-    def handle(self, sim: Simulator) -> Sequence[Event]:
-        from autellix_backend.sim.events.step_start import StepStart
-
-        index = sim.submit_call(self.program_id, self.call, self.time)
-        if sim.engine_busy[index]:
+    def handle(self, ctx: EventContext) -> Sequence[Event]:
+        index = ctx.submit_call(self.program_id, self.call, self.time)
+        if not ctx.claim_engine(index):
             return ()
-        sim.engine_busy[index] = True
         return (StepStart(self.time, index),)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from autellix_backend.sim.events.base import Event
-from autellix_backend.workloads.spec import ProgramSpec
-
-if TYPE_CHECKING:
-    from autellix_backend.sim.simulator import Simulator
+from autellix_backend.sim.events.base import Event, EventContext
+from autellix_backend.spec import ProgramSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,5 +16,5 @@ class ProgramArrival(Event):
     time: float
     program: ProgramSpec = field(compare=False)
 
-    def handle(self, sim: Simulator) -> Sequence[Event]:
-        return sim.on_program_arrival(self.program, self.time)
+    def handle(self, ctx: EventContext) -> Sequence[Event]:
+        return ctx.on_program_arrival(self.program, self.time)
