@@ -1,15 +1,23 @@
 """Issue 4's bar to beat: FCFS vs client-side priority vs Autellix inside vLLM, one run.
 
     python benchmarks/real_engine/bench.py [--runs 3] [--max-num-seqs 4] [--out results.json]
+    python benchmarks/real_engine/bench.py --device cuda [--runs 2] [--out gpu.json]
 
-Same engine settings for every variant (the tiny CPU model with dummy weights,
-``max_num_seqs`` slots, eager mode):
+Same engine settings for every variant:
 
 - ``fcfs``: stock vLLM, ``--scheduling-policy fcfs``;
 - ``client_priority``: stock vLLM, ``--scheduling-policy priority``, each request's priority =
   the tokens its program has generated so far (what a client can do alone);
 - ``autellix``: the Autellix plugin (PLAS; ATLAS for the map-reduce mix), the program's
-  service tracked as the backend does.
+  service tracked as the backend does, on vLLM's synchronous ``Scheduler``
+  (``async_scheduling=False``: what any plain ``Scheduler`` subclass costs a GPU);
+- ``autellix_async``: the same plugin left to vLLM's own choice, which on a GPU is async
+  scheduling, so the plugin runs as ``AutellixAsyncScheduler`` (GPU only: vLLM's CPU platform
+  turns async scheduling off for every scheduler).
+
+The stock variants also run with vLLM's own choice (async on a GPU). ``--device cpu`` (the
+default) serves the tiny local model; ``--device cuda`` a dummy-weight model with
+Llama-3.1-8B's layer shapes (see ``GPU_MODEL``), with CUDA graphs.
 
 Metric: mean over programs of latency / generated tokens (s/token); median of ``--runs``.
 Must run under ``if __name__ == "__main__"`` (vLLM starts engine processes).
@@ -25,13 +33,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autellix_backend.calibration.workloads import WORKLOADS
+from autellix_backend.calibration.workloads import WORKLOADS, burst, poisson_mix
 from autellix_backend.core import Policy, SchedulerConfig
 from autellix_backend.drivers.replay import PriorityHint, ReplayResult, replay
 from autellix_backend.engines.local_vllm import LocalVLLMEngine
+from autellix_backend.models import TinyModelSpec, default_cache_dir, ensure_tiny_model
 from autellix_backend.sim.results import percentile
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from autellix_backend.spec import ProgramSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +54,90 @@ class Variant:
     plugin: bool
     scheduling_policy: str
     hint: PriorityHint
+    async_scheduling: bool | None = None
+    """vLLM's ``async_scheduling`` engine argument; None leaves the choice to vLLM."""
+    gpu_only: bool = False
 
 
 VARIANTS = (
     Variant("fcfs", False, "fcfs", PriorityHint.NONE),
     Variant("client_priority", False, "priority", PriorityHint.TOKENS),
-    Variant("autellix", True, "fcfs", PriorityHint.SERVICE),
+    Variant("autellix", True, "fcfs", PriorityHint.SERVICE, async_scheduling=False),
+    Variant("autellix_async", True, "fcfs", PriorityHint.SERVICE, gpu_only=True),
 )
+
+GPU_MODEL = TinyModelSpec(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=8192,
+    dtype="bfloat16",
+)
+"""Llama-3.1-8B's layers (32 x hidden 4096, GQA 32/8, MLP 14336) with the project's locally
+trained tokenizer (640 tokens): 6.98B parameters (8.03B with Llama's 128k-token embeddings and
+head), dummy weights, so the GPU machine needs no download."""
+
+GPU_WORKLOADS: dict[str, Callable[[], list[ProgramSpec]]] = {
+    "gpu_burst": lambda: burst(
+        num_long=16,
+        num_short=64,
+        long_calls=4,
+        long_prompt=1024,
+        long_output=256,
+        short_output=16,
+    ),
+    "gpu_poisson": lambda: poisson_mix(rate=16.0, num_programs=128, long_every=4),
+}
+"""The CPU workloads' program shapes, scaled so that an 8B model's batch on one GPU fills."""
+
+ALL_WORKLOADS = {**WORKLOADS, **GPU_WORKLOADS}
 POLICY = {
     "burst": Policy.PLAS,
     "poisson": Policy.PLAS,
     "poisson_high": Policy.PLAS,
     "mapreduce_chat": Policy.ATLAS,
     "mapreduce_chat_high": Policy.ATLAS,
+    "gpu_burst": Policy.PLAS,
+    "gpu_poisson": Policy.PLAS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """Engine settings and defaults for one kind of machine."""
+
+    engine_args: dict[str, Any]
+    workloads: str
+    variants: str
+    runs: int
+    max_num_seqs: int
+    kv_cache_mib: int
+
+
+DEVICES = {
+    "cpu": Device(
+        engine_args={"max_model_len": 2048, "block_size": 32},
+        workloads="burst,poisson,mapreduce_chat",
+        variants="fcfs,client_priority,autellix",
+        runs=3,
+        max_num_seqs=4,
+        kv_cache_mib=64,
+    ),
+    "cuda": Device(
+        engine_args={
+            "max_model_len": 4096,
+            "block_size": 16,
+            "load_format": "dummy",
+            "enforce_eager": False,
+        },
+        workloads="gpu_burst,gpu_poisson",
+        variants="fcfs,client_priority,autellix,autellix_async",
+        runs=2,
+        max_num_seqs=32,
+        kv_cache_mib=12 * 1024,
+    ),
 }
 
 
@@ -84,6 +169,13 @@ class Setup:
             f"{self.variant.name}-{self.policy.value}" if self.variant.plugin else self.variant.name
         )
 
+    def engine_args(self, base: dict[str, Any]) -> dict[str, Any]:
+        """``LocalVLLMEngine`` arguments: ``base`` plus this variant's async choice."""
+        extra = dict(base.get("engine_args") or {})
+        if self.variant.async_scheduling is not None:
+            extra["async_scheduling"] = self.variant.async_scheduling
+        return {**base, "engine_args": extra}
+
 
 def setups(workloads: list[str], variants: list[str]) -> list[Setup]:
     out: list[Setup] = []
@@ -98,31 +190,48 @@ def setups(workloads: list[str], variants: list[str]) -> list[Setup]:
 
 
 async def start_engines(
-    chosen: list[Setup], engine_args: dict[str, Any]
+    chosen: list[Setup], engine_args: dict[str, Any], *, share_gpu: bool = False
 ) -> dict[str, LocalVLLMEngine]:
+    """Build and start one engine per setup. With ``share_gpu`` the engines split one GPU:
+    each may claim 90% / n of it (vLLM refuses to start when less than its
+    ``gpu_memory_utilization`` is free), and they start one at a time so that each one's
+    memory profile sees the others' final allocations."""
+    if share_gpu:
+        extra = {**engine_args["engine_args"], "gpu_memory_utilization": 0.9 / len(chosen)}
+        engine_args = {**engine_args, "engine_args": extra}
     engines = {
         s.name: LocalVLLMEngine(
             engine_id=s.name,
             plugin=s.variant.plugin,
             scheduling_policy=s.variant.scheduling_policy,
             scheduler=SchedulerConfig(policy=s.policy),
-            **engine_args,
+            **s.engine_args(engine_args),
         )
         for s in chosen
     }
     started = time.monotonic()
-    await asyncio.gather(*(e.start() for e in engines.values()))
+    if share_gpu:
+        for engine in engines.values():
+            await engine.start()
+    else:
+        await asyncio.gather(*(e.start() for e in engines.values()))
     print(f"{len(engines)} engines up in {time.monotonic() - started:.0f} s", flush=True)
     return engines
 
 
 async def run_all(
-    workloads: list[str], variants: list[str], runs: int, engine_args: dict[str, Any], out: str
+    workloads: list[str],
+    variants: list[str],
+    runs: int,
+    engine_args: dict[str, Any],
+    out: str,
+    *,
+    share_gpu: bool = False,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Runs interleave the variants (run i of every variant, then run i+1) so that a change
     in the machine's background load hits them alike."""
     chosen = setups(workloads, variants)
-    engines = await start_engines(chosen, engine_args)
+    engines = await start_engines(chosen, engine_args, share_gpu=share_gpu)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     try:
         for run in range(runs):
@@ -132,7 +241,7 @@ async def run_all(
                         continue
                     result = await replay(
                         engines[setup.name],
-                        WORKLOADS[workload](),
+                        ALL_WORKLOADS[workload](),
                         policy=POLICY[workload],
                         hint=setup.variant.hint,
                     )
@@ -155,44 +264,71 @@ async def run_all(
 
 
 def table(results: dict[str, dict[str, list[dict[str, Any]]]], workloads: list[str]) -> str:
-    lines = [
-        "| workload | FCFS | client priority | Autellix | vs FCFS | vs client priority |",
-        "|---|---|---|---|---|---|",
-    ]
+    """Median s/token per variant, each Autellix variant against stock FCFS, and the async
+    variant against the sync one (> 1 means the first named is slower)."""
+    names = [v.name for v in VARIANTS if v.name in results]
+    ratios = [("fcfs", a) for a in ("autellix", "autellix_async") if a in names]
+    if {"autellix", "autellix_async"} <= set(names):
+        ratios.append(("autellix", "autellix_async"))
+    head = [*names, *(f"{a} / {b}" for a, b in ratios)]
+    lines = ["| workload | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for workload in workloads:
         med = {
             v: statistics.median(r["mean_s_per_token"] for r in results[v][workload])
-            for v in results
+            for v in names
+            if workload in results[v]
         }
-        a = med["autellix"]
-        lines.append(
-            f"| {workload} | {med['fcfs']:.4f} | {med['client_priority']:.4f} | {a:.4f} "
-            f"| {med['fcfs'] / a:.2f}x | {med['client_priority'] / a:.2f}x |"
-        )
+        cells = [f"{med[v]:.4f}" if v in med else "-" for v in names]
+        cells += [f"{med[a] / med[b]:.2f}x" if {a, b} <= set(med) else "-" for a, b in ratios]
+        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-async def main(args: argparse.Namespace) -> None:
-    engine_args = {
-        "max_num_seqs": args.max_num_seqs,
-        "max_model_len": 2048,
-        "block_size": 32,
-        "kv_cache_memory_bytes": args.kv_cache_mib * 2**20,
+def gpu_model() -> str:
+    """The dummy-weight 8B-shaped model's directory (config and tokenizer only)."""
+    return str(ensure_tiny_model(default_cache_dir() / "models" / "llama8b-shape", spec=GPU_MODEL))
+
+
+def engine_settings(device: Device, args: argparse.Namespace) -> dict[str, Any]:
+    """``LocalVLLMEngine`` arguments shared by every variant on ``device``."""
+    extra = dict(device.engine_args)
+    settings: dict[str, Any] = {
+        "max_num_seqs": args.max_num_seqs or device.max_num_seqs,
+        "kv_cache_memory_bytes": (args.kv_cache_mib or device.kv_cache_mib) * 2**20,
+        "max_model_len": extra.pop("max_model_len"),
+        "block_size": extra.pop("block_size"),
+        "engine_args": extra,
     }
-    workloads = args.workloads.split(",")
-    unknown = set(workloads) - set(WORKLOADS)
+    if args.device == "cuda":
+        settings["model"] = gpu_model()
+        settings["served_model"] = "llama8b-shape"
+    return settings
+
+
+async def main(args: argparse.Namespace) -> None:
+    device = DEVICES[args.device]
+    workloads = (args.workloads or device.workloads).split(",")
+    unknown = set(workloads) - set(ALL_WORKLOADS)
     if unknown:
         sys.exit(f"unknown workloads: {sorted(unknown)}")
-    results = await run_all(workloads, args.variants.split(","), args.runs, engine_args, args.out)
+    variants = (args.variants or device.variants).split(",")
+    gpu_only = [v.name for v in VARIANTS if v.gpu_only and v.name in variants]
+    if args.device == "cpu" and gpu_only:
+        sys.exit(f"{gpu_only}: vLLM's CPU platform turns async scheduling off; use --device cuda")
+    settings = engine_settings(device, args)
+    runs = args.runs or device.runs
+    share_gpu = args.device == "cuda"
+    results = await run_all(workloads, variants, runs, settings, args.out, share_gpu=share_gpu)
     print(table(results, workloads))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-num-seqs", type=int, default=4)
-    parser.add_argument("--kv-cache-mib", type=int, default=64)
-    parser.add_argument("--workloads", default="burst,poisson,mapreduce_chat")
-    parser.add_argument("--variants", default="fcfs,client_priority,autellix")
+    parser.add_argument("--device", choices=sorted(DEVICES), default="cpu")
+    parser.add_argument("--runs", type=int, default=0, help="default: 3 on cpu, 2 on cuda")
+    parser.add_argument("--max-num-seqs", type=int, default=0, help="default: 4 cpu, 32 cuda")
+    parser.add_argument("--kv-cache-mib", type=int, default=0, help="per engine; 64 / 12288")
+    parser.add_argument("--workloads", default="", help="comma-separated; default per device")
+    parser.add_argument("--variants", default="", help="comma-separated; default per device")
     parser.add_argument("--out", default="")
     asyncio.run(main(parser.parse_args()))
