@@ -245,7 +245,8 @@ class LocalVLLMEngine(EngineAdapter):
         if isinstance(exc, ValueError | TypeError | VLLMClientError):
             return ValueError(str(exc))
         if llm.errored:
-            return EngineError(f"vLLM engine {self.engine_id} failed: {exc}")
+            # The cause (the EngineCore's exit code) says more than vLLM's EngineDeadError.
+            return EngineError(self.failure() or f"vLLM engine {self.engine_id} failed: {exc}")
         return RuntimeError(f"vLLM engine {self.engine_id} could not serve the call: {exc}")
 
     def _require(self) -> AsyncLLM:
