@@ -455,17 +455,29 @@ class ProgramRecorder:
             program.span.end()
         else:
             end_ok(program.span)
+        with program.lock:
+            interrupted = bool(program.interrupted_threads)
+        resume_key = program.resume_key
+        if not interrupted or error is not None or resume_key is None:
+            self._end_session(program)
+            return
+        # Paused for human input: the backend session stays open, so the resumed run continues
+        # the same program with the service it attained (an abandoned one ends by idle timeout).
+        with self._suspended_lock:
+            self._suspended[resume_key] = program
+            evicted = [
+                self._suspended.popitem(last=False)[1]
+                for _ in range(len(self._suspended) - MAX_SUSPENDED)
+            ]
+        for old in evicted:
+            self._end_session(old)
+
+    def _end_session(self, program: ProgramState) -> None:
         runtime = self._runtime
         with program.lock:
             was_open, program.session_open = program.session_open, False
-            interrupted = bool(program.interrupted_threads)
         if was_open and runtime is not None and runtime.sessions is not None:
             runtime.sessions.end(program.program_id)
-        if interrupted and error is None and program.resume_key is not None:
-            with self._suspended_lock:
-                self._suspended[program.resume_key] = program
-                while len(self._suspended) > MAX_SUSPENDED:
-                    self._suspended.popitem(last=False)
 
     def _resume(self, resume_key: str | None) -> ProgramState | None:
         """The program an interrupted run left under ``resume_key``, if any."""

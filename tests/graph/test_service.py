@@ -110,7 +110,7 @@ def test_sessions_open_on_the_first_call_and_close_when_the_run_ends(
     service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(protocol.ENV_OTLP_ENDPOINT, raising=False)
-    seen_during_run: list[int] = []
+    seen_during_run: list[str] = []
     llm = autellix_graph.chat_openai(base_url=service, max_tokens=4)
     from langgraph.graph import START, StateGraph
 
@@ -119,7 +119,7 @@ def test_sessions_open_on_the_first_call_and_close_when_the_run_ends(
 
     def second(state: State) -> dict[str, list[str]]:
         autellix_graph.force_flush()
-        seen_during_run.append(program(service, "session-1").status_code)
+        seen_during_run.append(program(service, "session-1").json()["state"])
         return {"items": [str(llm.invoke("again").content)]}
 
     builder = StateGraph(State)
@@ -134,8 +134,11 @@ def test_sessions_open_on_the_first_call_and_close_when_the_run_ends(
         assert autellix_graph.force_flush()
     finally:
         autellix_graph.uninstrument()
-    assert seen_during_run == [200]
-    assert program(service, "session-1").status_code == 404
+    assert seen_during_run == ["running"]
+    # Ended: out of the live table, its row kept in the history.
+    assert program(service, "session-1").json()["state"] == "finished"
+    listed = httpx.get(f"{service}/v1/programs", timeout=10).json()["data"]
+    assert "session-1" not in {p["program_id"] for p in listed}
 
 
 def test_headers_name_the_call_and_its_parents(service: str) -> None:
@@ -170,3 +173,56 @@ def test_headers_name_the_call_and_its_parents(service: str) -> None:
         assert set(parents) <= set(call_ids[:index])
     assert len({h[protocol.HEADER_PROGRAM_ID] for h in received[:2]}) == 2
     assert len({h[protocol.HEADER_PROGRAM_ID] for h in received[2:]}) == 1
+
+
+def test_a_run_resumed_after_an_interrupt_keeps_its_program_and_attained_service(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``interrupt()`` pauses the program; ``Command(resume=...)`` on the same thread_id
+    continues it: the paused program stays in the table, and the resumed run's first call
+    starts from the service the program had attained, not from 0."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, StateGraph
+    from langgraph.types import Command, interrupt
+
+    monkeypatch.delenv(protocol.ENV_OTLP_ENDPOINT, raising=False)
+    llm = autellix_graph.chat_openai(base_url=service, max_tokens=4)
+    while_resumed: list[dict[str, Any]] = []
+
+    def ask(state: State) -> dict[str, list[str]]:
+        llm.invoke("draft")
+        answer = interrupt("approve?")
+        assert autellix_graph.force_flush()
+        while_resumed.append(program(service, "paused-1").json())
+        llm.invoke(f"final {answer}")
+        return {"items": [str(answer)]}
+
+    builder = StateGraph(State)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {
+        "configurable": {"thread_id": "conversation-7"},
+        "metadata": {protocol.PROGRAM_ID_METADATA_KEY: "paused-1"},
+    }
+    autellix_graph.instrument(base_url=service)
+    try:
+        assert "__interrupt__" in graph.invoke({"items": []}, config)
+        assert autellix_graph.force_flush()
+        paused = program(service, "paused-1").json()
+        assert paused["state"] == "running"
+        (draft,) = paused["calls"]
+        assert draft["status"] == "finished" and draft["service"] > 0
+        assert graph.invoke(Command(resume="yes"), config)["items"] == ["yes"]
+        assert autellix_graph.force_flush()
+    finally:
+        autellix_graph.uninstrument()
+    # LangGraph re-runs the node on resume: its first call is the draft again.
+    (row,) = while_resumed
+    calls = {c["call_id"]: c for c in row["calls"]}
+    assert set(calls) > {draft["call_id"]} and len(calls) == 2
+    (redraft,) = (c for c in calls.values() if c["call_id"] != draft["call_id"])
+    assert redraft["priority"] == pytest.approx(draft["service"])
+    assert row["service"] == pytest.approx(draft["service"] + redraft["service"])
+    # The resumed run ended well: its session closed (the row stays in the table's history).
+    assert program(service, "paused-1").json()["state"] == "finished"
