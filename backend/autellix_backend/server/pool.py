@@ -300,7 +300,8 @@ class EnginePool:
 
     async def _recover(self, slot: EngineSlot) -> None:
         """Probe the engine every health interval until it passes; restart it with backoff
-        when its adapter can. Ends when the engine is back in rotation."""
+        when its adapter can. Ends when the engine is back in rotation. ``last_error`` keeps
+        why it left rotation, or why its last restart failed."""
         loop = asyncio.get_running_loop()
         restartable = isinstance(slot.adapter, Restartable)
         next_restart = loop.time() + self.restart_policy.delay(slot.num_restart_attempts)
@@ -309,17 +310,15 @@ class EnginePool:
             if restartable:
                 wait = min(wait, max(0.0, next_restart - loop.time()))
             await asyncio.sleep(wait)
-            ok, reason = await self._probe(slot)
+            ok, _ = await self._probe(slot)
             if not ok and restartable and loop.time() >= next_restart:
                 restarted = await self._restart(slot)
                 next_restart = loop.time() + self.restart_policy.delay(slot.num_restart_attempts)
                 if not restarted:
                     continue
-                ok, reason = await self._probe(slot)
+                ok, _ = await self._probe(slot)
             if ok:
                 break
-            if ok is False:
-                self._record(slot, reason)
         self._mark_healthy(slot)
 
     async def _restart(self, slot: EngineSlot) -> bool:
