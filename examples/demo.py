@@ -1,11 +1,13 @@
 """The README's main job: start ``autellix serve`` on its default engine and run the examples.
 
-    python -m examples.demo [--engine local_vllm|sim] [--port 0]
+    python -m examples.demo [--engine local_vllm|sim] [--port 0] [--once]
 
 Starts the service as a child process (by default one in-process vLLM CPU engine serving the
 tiny local model), waits until ``/healthz`` answers, runs every example agent program in
 replay mode against it (``examples.run_all``), prints the service's view of the programs and
-its Prometheus counters, and stops the service.
+its Prometheus counters, then prints the tracing UI's URL and keeps the service up until
+Ctrl-C, so the programs' DAGs and timelines can be looked at in a browser. ``--once`` (or
+``AUTELLIX_DEMO_ONCE=1``) stops the service right after the examples instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,12 +80,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engine", default=None, help="engine kind (default: local_vllm)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--startup-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        default=os.environ.get("AUTELLIX_DEMO_ONCE", "") not in ("", "0"),
+        help="stop the service after the examples (default: serve the UI until Ctrl-C)",
+    )
     args = parser.parse_args(argv)
     port = args.port or _free_port()
+    # SIGTERM ends the demo like Ctrl-C does: the service is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with running_service(args.engine, port, args.startup_timeout) as base_url:
         code = run_all.main(["--base-url", base_url])
         _print_service_view(base_url)
+        if not args.once:
+            _serve_until_interrupted(base_url)
     return code
+
+
+def _serve_until_interrupted(base_url: str) -> None:
+    print(f"\ntracing UI: {base_url}/ui  (the service keeps running; Ctrl-C stops it)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 if __name__ == "__main__":
