@@ -1,5 +1,10 @@
 """Latency of one scheduling decision: 1,000 waiting calls from 10,000 live programs.
 
+The programs live in the front end's process table; the engine queue holds only the 1,000
+calls, each with the snapshot the table gave it. After every decision one program's state
+changes (a call of it ended elsewhere) and its new snapshot is pushed to the queue
+(``refresh``, outside the timed decision), as the gateway and the simulator do.
+
     python benchmarks/bench_core_schedule.py [--policy plas] [--repeats 2000]
 
 Each decision builds a batch of up to 256 calls (vLLM's default max_num_seqs) from the
@@ -24,10 +29,13 @@ from autellix_backend.core import (
     CallArrival,
     CallProgress,
     Policy,
+    ProgramTracker,
     Scheduler,
     SchedulerConfig,
+    ServiceUnit,
     SlotBudget,
 )
+from autellix_protocol import ProgramSnapshot
 
 
 def measure(
@@ -35,20 +43,23 @@ def measure(
 ) -> tuple[list[float], list[float]]:
     """Wall and CPU milliseconds of each decision (CPU time excludes other processes' turns)."""
     rng = random.Random(seed)
-    sched = Scheduler(SchedulerConfig(policy=policy, service_unit="tokens"))
+    config = SchedulerConfig(policy=policy, service_unit=ServiceUnit.TOKENS)
+    front = ProgramTracker(policy)
+    sched = Scheduler(config)
     for i in range(programs):
-        program = sched.table.start_program(f"p{i}", now=0.0)
+        program = front.table.start_program(f"p{i}", now=0.0)
         program.service = program.total_service = rng.expovariate(1 / 2.0)
     for j in range(waiting):
-        sched.add_call(
-            CallArrival(
-                call_id=f"c{j}",
-                program_id=f"p{rng.randrange(programs)}",
-                prompt_tokens=rng.randint(16, 2048),
-                oracle_remaining=rng.random() * 10,
-            ),
-            now=rng.random(),
+        arrival = CallArrival(
+            call_id=f"c{j}",
+            program_id=f"p{rng.randrange(programs)}",
+            prompt_tokens=rng.randint(16, 2048),
+            oracle_remaining=rng.random() * 10,
         )
+        now = rng.random()
+        record = front.admit(arrival, now)
+        sched.add_call(front.engine_arrival(record, arrival), now=now)
+    live_programs = sched.program_ids()
     if freeze:
         gc.collect()
         gc.freeze()
@@ -65,6 +76,11 @@ def measure(
         sched.update_from_step(
             [CallProgress(c.call_id, num_decode_tokens=1) for c in progressed], 0.02, now + 0.02
         )
+        program_id = rng.choice(live_programs)
+        old = front.table.program(program_id)
+        old.service += 0.1
+        old.total_service += 0.1
+        sched.refresh(program_id, ProgramSnapshot(old.service, 0.0, old.total_service, 1.0))
         now += 0.02
     if freeze:
         gc.unfreeze()
