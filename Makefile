@@ -50,7 +50,7 @@ $(INTEROP_VENV)/.installed:
 	$(INTEROP_VENV)/bin/pip install --quiet '$(PHOENIX)'
 	touch $@
 
-interop: install $(INTEROP_VENV)/.installed
+interop: install browser $(INTEROP_VENV)/.installed
 	AUTELLIX_INTEROP=1 AUTELLIX_PHOENIX_PYTHON=$(INTEROP_VENV)/bin/python \
 		$(BIN)/python -m pytest tests/interop
 

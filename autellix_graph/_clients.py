@@ -83,8 +83,9 @@ def chat_openai(
 
     ``base_url`` and ``api_key`` default to ``AUTELLIX_BASE_URL`` / ``AUTELLIX_API_KEY``;
     ``model`` to ``AUTELLIX_MODEL``, else the first model the service serves. Other keyword
-    arguments go to ``ChatOpenAI`` (``max_tokens``, ``temperature``...). Needs
-    ``langchain-openai``.
+    arguments go to ``ChatOpenAI`` (``max_tokens``, ``temperature``...). Streamed calls ask for
+    usage too (``stream_usage=True`` unless given), so every LLM span gets the token counts the
+    service measured. Needs ``langchain-openai``.
 
     >>> llm = chat_openai(base_url="http://127.0.0.1:8000", max_tokens=64)  # doctest: +SKIP
     """
@@ -95,6 +96,7 @@ def chat_openai(
         raise ImportError(message) from exc
 
     target = ServiceTarget.resolve("chat_openai", model, base_url, api_key)
+    kwargs.setdefault("stream_usage", True)
     return ChatOpenAI(
         model=target.model,
         base_url=target.openai_base_url,

@@ -262,6 +262,20 @@ def test_llm_span_through_the_service_has_model_usage_and_no_secrets(
     assert "do-not-leak" not in everything
 
 
+@pytest.mark.timeout(120)
+def test_streamed_call_through_the_service_has_token_counts(
+    service: str, provider: TracerProvider, exporter: InMemorySpanExporter, no_env: None
+) -> None:
+    llm = autellix_graph.chat_openai(base_url=service, max_tokens=3)
+    handler = AutellixCallbackHandler(tracer_provider=provider)
+    assert "".join(str(c.content) for c in llm.stream("hello", {"callbacks": [handler]}))
+    (span,) = spans_of_kind(exporter.get_finished_spans(), protocol.SPAN_KIND_LLM)
+    assert attrs(span)[attr.LLM_TOKEN_COUNT_COMPLETION] == 3
+    assert (
+        attrs(span)[protocol.GEN_AI_USAGE_INPUT_TOKENS] == attrs(span)[attr.LLM_TOKEN_COUNT_PROMPT]
+    )
+
+
 def test_secret_parameters_are_removed() -> None:
     params: Mapping[str, Any] = {
         "model": "m",

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.graph._support import free_port
+from tests.ui.conftest import browser  # noqa: F401  (the UI tests' headless Chromium)
 
 ENV_INTEROP = "AUTELLIX_INTEROP"
 ENV_PHOENIX_PYTHON = "AUTELLIX_PHOENIX_PYTHON"

@@ -17,6 +17,7 @@ from autellix_graph import AutellixCallbackHandler
 from tests.graph._support import running_service
 from tests.graph.test_span_attributes import fan_out_graph
 from tests.interop.conftest import Phoenix
+from tests.ui.conftest import OUTPUT_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -224,3 +225,26 @@ def test_list_attributes_come_back_as_lists(exported: dict[str, list[Span]]) -> 
         for span in research:
             assert span["attributes"]["autellix.llm_parent_ids"] == [plan_call]
             assert isinstance(span["attributes"]["autellix.parent_ids"], list)
+
+
+def test_phoenix_ui_shows_the_fan_out(
+    phoenix: Phoenix, exported: dict[str, list[Span]], browser: Any
+) -> None:
+    """Phoenix's own trace view draws the three ``research`` tasks side by side, each with
+    its tool and LLM call (the screenshot in docs/graph.md comes from here)."""
+    projects = httpx.get(f"{phoenix.url}/v1/projects", timeout=10).json()["data"]
+    project_id = next(p["id"] for p in projects if p["name"] == CONTENT)
+    (root,) = of_kind(exported[CONTENT], "AGENT")
+    page = browser.new_page(viewport={"width": 1600, "height": 900})
+    try:
+        page.goto(f"{phoenix.url}/projects/{project_id}/traces/{root['context']['trace_id']}")
+        tools = page.get_by_text("execute_tool lookup")
+        tools.nth(2).wait_for(timeout=60_000)
+        assert tools.count() == 3
+        assert page.get_by_text("research", exact=True).count() == 3
+        assert page.get_by_text("chat sim").count() == 4
+        out = OUTPUT_DIR.parent / "interop"
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=out / "phoenix-fan-out.png")
+    finally:
+        page.close()
