@@ -21,7 +21,8 @@ import httpx
 
 import autellix_graph
 from autellix_graph import protocol
-from examples import chatbot, lats, map_reduce, react_bfcl
+from autellix_integrations import llamaindex
+from examples import chatbot, lats, llamaindex_research, map_reduce, react_bfcl
 from examples._common import ExampleRun, RunContext, shape_from_program
 
 EXAMPLES: dict[str, Callable[[RunContext], ExampleRun]] = {
@@ -29,6 +30,7 @@ EXAMPLES: dict[str, Callable[[RunContext], ExampleRun]] = {
     "react_bfcl": react_bfcl.run,
     "map_reduce": map_reduce.run,
     "lats": lats.run,
+    "llamaindex_research": llamaindex_research.run,
 }
 
 
@@ -57,6 +59,7 @@ def run_examples(
             outcomes.append((name, None, f"failed: {type(exc).__name__}: {exc}"))
             continue
         autellix_graph.force_flush()
+        llamaindex.force_flush()
         verdict = check_dag(ctx.base_url, run) if check else "-"
         outcomes.append((name, run, verdict))
     return outcomes
@@ -81,18 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = RunContext(args.base_url, args.mode, args.seed, args.token_scale, args.model)
     autellix_graph.instrument(base_url=args.base_url, sessions=not args.check)
+    llamaindex.instrument(base_url=args.base_url, sessions=not args.check)
     try:
         outcomes = run_examples(ctx, args.only or list(EXAMPLES), check=args.check)
     finally:
         autellix_graph.uninstrument()
-    print(f"\n{'example':<12} {'calls':>5} {'seconds':>8}  {'DAG':<8} outcome")
+        llamaindex.uninstrument()
+    width = max(len(name) for name in EXAMPLES)
+    print(f"\n{'example':<{width}} {'calls':>5} {'seconds':>8}  {'DAG':<8} outcome")
     for name, run, verdict in outcomes:
         if run is None:
-            print(f"{name:<12} {'-':>5} {'-':>8}  {verdict}")
+            print(f"{name:<{width}} {'-':>5} {'-':>8}  {verdict}")
         else:
-            print(
-                f"{name:<12} {run.num_llm_calls:>5} {run.seconds:>8.2f}  {verdict:<8} {run.summary}"
-            )
+            calls, seconds = run.num_llm_calls, run.seconds
+            print(f"{name:<{width}} {calls:>5} {seconds:>8.2f}  {verdict:<8} {run.summary}")
     ok = all(run is not None and verdict in ("ok", "-") for _, run, verdict in outcomes)
     if not ok:
         print("some examples failed", file=sys.stderr)

@@ -35,6 +35,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import autellix_graph
 from autellix_graph import protocol
 from autellix_integrations import llamaindex
+from examples import llamaindex_research
+from examples._common import RunContext, shape_from_program
 from tests.graph._support import attrs, spans_of_kind
 
 WIDTH = 3
@@ -292,3 +294,13 @@ def test_an_llm_whose_async_client_is_untagged_is_warned_about_once(
     warnings = [r for r in caplog.records if "sent no request tagged" in r.getMessage()]
     assert len(warnings) == 1
     assert program_row(attached, "li-untagged")["num_calls"] == 0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_llamaindex_example_leaves_the_expected_dag_in_the_service(
+    attached: str, seed: int
+) -> None:
+    run_ = llamaindex_research.run(RunContext(attached, token_scale=0.1, seed=seed))
+    row = program_row(attached, run_.program_id)
+    assert row["num_calls"] == run_.num_llm_calls
+    assert shape_from_program(row) == run_.expected
