@@ -19,6 +19,7 @@ import functools
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -48,6 +49,7 @@ from autellix_integrations.vllm import (  # noqa: E402
     AutellixScheduler,
     ServiceReport,
 )
+from autellix_integrations.vllm._steps import StepRecord  # noqa: E402
 
 if TYPE_CHECKING:
     from vllm.v1.core.sched.output import SchedulerOutput
@@ -348,3 +350,17 @@ def test_abort_with_a_step_in_flight_reports_what_ran_and_frees_everything(varia
     assert not loop.report("stays").aborted
     assert loop.num_steps_run["gone"] == ran_before_abort
     assert_no_leaks(scheduler)
+
+
+def test_step_log_records_each_chunk_where_it_ran(variant: str, tmp_path: Path) -> None:
+    log = tmp_path / "steps.jsonl"
+    scheduler = make_scheduler(variant, max_num_batched_tokens=32, step_log=str(log))
+    scheduler.add_request(make_request("a", prompt=40, max_tokens=3))
+    loop = EngineLoop(scheduler)
+    loop.run()
+    records = [StepRecord.from_json(line) for line in log.read_text().splitlines()]
+    # Two prefill chunks (the second samples the first token), then two decodes.
+    assert [r.prefill_chunks for r in records] == [[(32, 0)], [(8, 32)], [], []]
+    assert [r.num_decode_context_tokens for r in records] == [0, 0, 41, 42]
+    assert [r.num_sampled for r in records] == [0, 1, 1, 1]
+    assert [r.model_s for r in records] == pytest.approx([STEP_S] * 4)
