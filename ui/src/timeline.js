@@ -8,31 +8,28 @@ const WAIT_COLOR = "#f5d77f";
 const RUN_COLOR = "#4a90d9";
 const PREEMPT_COLOR = "#d0342c";
 
-function threadLabel(threadId) {
-  return threadId
-    .split("|")
-    .map((s) => s.split(":")[0])
-    .join("/");
-}
-
-/** Rows and bars of the chart, one bar per call of ``trace``, one row per engine and thread:
- * parallel tasks of one node get rows of their own, numbered in order of their first call. */
+/** Rows and bars of the chart, one bar per call of ``trace``, one row per engine and thread.
+ * A thread is named by its path of ``node[k]`` segments, ``k`` numbering the tasks of that
+ * node under the same parent in the order of their first call (as ``examples/_common.py``
+ * labels DAG shapes), so parallel tasks get rows of their own, ``summarize[2]/draft[1]``. */
 export function timelineBars(trace) {
   const now = trace.now;
-  const byArrival = [...trace.calls].sort((a, b) => a.arrival - b.arrival);
-  const threadName = new Map();
-  const seen = new Map();
-  for (const c of byArrival) {
-    if (threadName.has(c.thread_id)) continue;
-    const label = threadLabel(c.thread_id);
-    const k = (seen.get(label) || 0) + 1;
-    seen.set(label, k);
-    threadName.set(c.thread_id, { label, k });
-  }
-  const name = (threadId) => {
-    const { label, k } = threadName.get(threadId);
-    return seen.get(label) > 1 ? `${label} [${k}]` : label;
+  const labels = new Map([["main", "main"]]);
+  const ordinals = new Map();
+  const labelOf = (threadId) => {
+    if (labels.has(threadId)) return labels.get(threadId);
+    const cut = threadId.lastIndexOf("|");
+    const parent = cut >= 0 ? labelOf(threadId.slice(0, cut)) : "";
+    const name = threadId.slice(cut + 1).split(":")[0];
+    const key = `${parent}\u0000${name}`;
+    const k = (ordinals.get(key) || 0) + 1;
+    ordinals.set(key, k);
+    const label = `${parent ? `${parent}/` : ""}${name}[${k}]`;
+    labels.set(threadId, label);
+    return label;
   };
+  for (const c of [...trace.calls].sort((a, b) => a.arrival - b.arrival)) labelOf(c.thread_id);
+  const name = (threadId) => labels.get(threadId);
   const rowKey = (c) => `${c.engine_id || "unrouted"} · ${name(c.thread_id)}`;
   const rows = [...new Set(trace.calls.map(rowKey))].sort();
   const rowIndex = new Map(rows.map((r, i) => [r, i]));
