@@ -12,7 +12,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from autellix_backend.core import Policy, SchedulerConfig
+from autellix_backend.engines.simulated import SimulatedEngine
 from autellix_backend.server import ConfigError, load_config
+from autellix_backend.server.engine_factory import build_engines
 from autellix_graph.protocol import HEADER_PROGRAM_ID
 from tests.server.conftest import LiveServer, sim_config
 
@@ -67,6 +70,28 @@ def test_config_files_yaml_and_toml(tmp_path: Path) -> None:
     assert load_config(toml_file).limits.max_programs == 5
 
 
+def test_the_config_carries_every_scheduler_setting(tmp_path: Path) -> None:
+    path = tmp_path / "autellix.yaml"
+    path.write_text(
+        "scheduler: {policy: atlas, num_queues: 4, base_quantum: 0.5, starvation_beta: 3,\n"
+        "            queue_boundaries: [0.5, 1.5, 3.5]}\n"
+        "engines: [{kind: sim, options: {time_scale: 0}}]\n"
+    )
+    config = load_config(path)
+    assert config.scheduler == SchedulerConfig(
+        policy=Policy.ATLAS,
+        num_queues=4,
+        base_quantum=0.5,
+        starvation_beta=3.0,
+        queue_boundaries=(0.5, 1.5, 3.5),
+    )
+    assert config.policy == "atlas"
+    assert load_config(path, policy="plas").scheduler.num_queues == 4  # the flag wins, K stays
+    engine = build_engines(config)[0]
+    assert isinstance(engine, SimulatedEngine)
+    assert engine.queue_lengths() == (0, 0, 0, 0)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -75,6 +100,8 @@ def test_config_files_yaml_and_toml(tmp_path: Path) -> None:
         "engines: [{kind: warp}]\n",
         "engines: [{kind: remote_vllm}]\n",
         "limits: {max_tokens: 0}\n",
+        "scheduler: {num_queues: 0}\n",
+        "scheduler: {quanta: 2}\n",
         "api_keys: {'bad/name': x}\n",
         "port: [1\n",
     ],

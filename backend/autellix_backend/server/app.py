@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from autellix_backend.core import Policy, ProgramRecord, SchedulerConfig
+from autellix_backend.core import ProgramRecord
 from autellix_backend.engines.base import EngineAdapter
 from autellix_backend.server.auth import KeyRing
 from autellix_backend.server.config import ServerConfig
@@ -24,8 +24,8 @@ from autellix_backend.server.pool import EnginePool, EngineSlot
 from autellix_backend.server.programs import ProgramRegistry, Session
 from autellix_backend.server.routes import completions, operations, programs, traces, ui
 from autellix_backend.server.state import ServiceState
-from autellix_backend.server.ui_recorder import UiRecorder
 from autellix_backend.server.supervision import RestartPolicy
+from autellix_backend.server.ui_recorder import UiRecorder
 from autellix_protocol.snapshot import ProgramSnapshot
 
 log = logging.getLogger("autellix.server")
@@ -61,7 +61,7 @@ def create_app(
         on_health_change=on_health_change,
     )
     registry.tracker.subscribe(functools.partial(_push_snapshot, pool))
-    scheduler_config = SchedulerConfig(policy=Policy.parse(config.policy))
+    scheduler_config = config.scheduler
     metrics.watch(registry, pool, scheduler_config)
     recorder = UiRecorder(registry, pool, metrics, scheduler_config.lower_bounds())
     state = ServiceState(

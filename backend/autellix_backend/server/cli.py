@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,15 @@ def serve(
         int, typer.Option(min=1, help="Engines of --engine to run behind the balancer.")
     ] = 1,
     policy: Annotated[str | None, typer.Option(help="Scheduling policy (default plas).")] = None,
+    num_queues: Annotated[
+        int | None, typer.Option(min=1, help="K, the number of priority queues (default 8).")
+    ] = None,
+    base_quantum: Annotated[
+        float | None, typer.Option(help="Quantum of the top queue, engine seconds (default 0.25).")
+    ] = None,
+    starvation_beta: Annotated[
+        float | None, typer.Option(help="Anti-starvation ratio beta (default 8).")
+    ] = None,
     balancer: Annotated[str | None, typer.Option(help="Load balancer (default locality).")] = None,
     api_key: Annotated[
         list[str] | None, typer.Option(help="Accepted API key (repeatable); none: no auth.")
@@ -62,6 +72,17 @@ def serve(
         ]
     try:
         settings = load_config(config, **overrides)
+        tuning: dict[str, Any] = {
+            "num_queues": num_queues,
+            "base_quantum": base_quantum,
+            "starvation_beta": starvation_beta,
+        }
+        chosen = {k: v for k, v in tuning.items() if v is not None}
+        if chosen:
+            try:
+                settings = replace(settings, scheduler=replace(settings.scheduler, **chosen))
+            except ValueError as exc:
+                raise ConfigError(f"scheduler: {exc}") from None
         configure_logging(settings.log_level)
         service = create_app(settings)
     except ConfigError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from autellix_backend.core import Policy
+from autellix_backend.core import Policy, SchedulerConfig
 
 ENGINE_KINDS = ("local_vllm", "remote_vllm", "openai", "sim")
 """Engine adapter kinds: in-process vLLM, remote vLLM with the Autellix plugin, any
@@ -90,8 +90,10 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     engines: tuple[EngineSpec, ...] = (EngineSpec(),)
-    policy: str = Policy.PLAS.value
-    """Scheduling policy of the process table (``plas``, ``atlas``, ``atlas_exact``...)."""
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    """The scheduling core's settings (policy, K queues, quanta, beta...), shared by the
+    process table and every program-aware engine. A file may give ``scheduler: {...}`` and a
+    top-level ``policy`` (which overrides ``scheduler.policy``)."""
     balancer: str = "locality"
     """Load balancer: ``round_robin``, ``least_used``, ``locality``, ``prefix_aware``."""
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -117,12 +119,13 @@ class ServerConfig:
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
 
+    @property
+    def policy(self) -> str:
+        """Name of the scheduling policy (``scheduler.policy``)."""
+        return self.scheduler.policy.value
+
     def validate(self) -> ServerConfig:
         """Check every field and return ``self``; raises ``ConfigError``."""
-        try:
-            Policy.parse(self.policy)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
         if not self.engines:
             raise ConfigError("at least one engine is needed")
         for spec in self.engines:
@@ -165,7 +168,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ServerConfi
 
 def config_from_mapping(data: Mapping[str, Any]) -> ServerConfig:
     """Build a validated ``ServerConfig`` from plain data (a parsed file)."""
-    known = {f.name for f in fields(ServerConfig)}
+    known = {f.name for f in fields(ServerConfig)} | {"policy"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(unknown)}")
@@ -178,6 +181,7 @@ def config_from_mapping(data: Mapping[str, Any]) -> ServerConfig:
         values["limits"] = _dataclass_from(Limits, values["limits"] or {}, "limits")
     if "api_keys" in values:
         values["api_keys"] = _api_keys(values["api_keys"])
+    values["scheduler"] = _scheduler(values.get("scheduler"), values.pop("policy", None))
     try:
         config = ServerConfig(**values)
     except TypeError as exc:
@@ -217,6 +221,23 @@ def _engine(index: int, raw: Any) -> EngineSpec:
     if not spec.engine_id:
         spec = replace(spec, engine_id=f"{spec.kind}-{index}")
     return spec
+
+
+def _scheduler(raw: Any, policy: Any) -> SchedulerConfig:
+    """``SchedulerConfig`` from a mapping (or one already built), ``policy`` overriding it."""
+    try:
+        if isinstance(raw, SchedulerConfig):
+            config = raw
+        else:
+            values = raw if raw is not None else {}
+            if isinstance(values, Mapping) and "queue_boundaries" in values:
+                values = {**values, "queue_boundaries": tuple(values["queue_boundaries"] or ())}
+            config = _dataclass_from(SchedulerConfig, values, "scheduler")
+        return config if policy is None else replace(config, policy=Policy.parse(policy))
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"scheduler: {exc}") from None
 
 
 def _api_keys(raw: Any) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from autellix_backend.core import Policy, SchedulerConfig
+from autellix_backend.core import SchedulerConfig
 from autellix_backend.engines.base import EngineAdapter
 from autellix_backend.server.config import ConfigError, EngineSpec, ServerConfig
 
@@ -17,9 +17,8 @@ VLLM_MISSING = (
 
 
 def build_engines(config: ServerConfig) -> list[EngineAdapter]:
-    """One adapter per configured engine, all scheduling with the service's policy."""
-    scheduler = SchedulerConfig(policy=Policy.parse(config.policy))
-    return [build_engine(spec, scheduler) for spec in config.engines]
+    """One adapter per configured engine, all scheduling with the service's settings."""
+    return [build_engine(spec, config.scheduler) for spec in config.engines]
 
 
 def build_engine(spec: EngineSpec, scheduler: SchedulerConfig) -> EngineAdapter:
