@@ -72,8 +72,9 @@ class AutellixCallbackHandler(BaseCallbackHandler):
     >>> graph.invoke(inputs, config={"callbacks": [handler]})  # doctest: +SKIP
 
     Keyword arguments are those of :class:`autellix_graph.Settings` (``base_url``,
-    ``api_key``, ``otlp_endpoint``, ``sessions``, ``timeout``), defaulting to ``AUTELLIX_*``
-    environment variables, plus an optional OpenTelemetry ``tracer_provider``.
+    ``api_key``, ``otlp_endpoint``, ``project_name``, ``capture_content``, ``sessions``,
+    ``timeout``), defaulting to ``AUTELLIX_*`` environment variables, plus an optional
+    OpenTelemetry ``tracer_provider``.
     """
 
     run_inline = True

@@ -91,8 +91,8 @@ def instrument(*, tracer_provider: trace.TracerProvider | None = None, **setting
     """Attach Autellix to every LangGraph run in this process, with no change to the app.
 
     Keyword arguments are :class:`Settings` fields (``base_url``, ``api_key``,
-    ``otlp_endpoint``, ``sessions``, ``timeout``); unset ones come from ``AUTELLIX_*``
-    environment variables. Idempotent.
+    ``otlp_endpoint``, ``project_name``, ``capture_content``, ``sessions``, ``timeout``); unset
+    ones come from ``AUTELLIX_*`` environment variables. Idempotent.
 
     >>> import autellix_graph
     >>> autellix_graph.instrument(base_url="http://127.0.0.1:8000")  # doctest: +SKIP
