@@ -18,7 +18,7 @@ import copy
 import functools
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from vllm.v1.outputs import ModelRunnerOutput  # noqa: E402
 from vllm.v1.request import Request, RequestStatus  # noqa: E402
 from vllm.v1.structured_output import StructuredOutputManager  # noqa: E402
 
+from autellix_backend.core import SchedulerConfig as CoreConfig  # noqa: E402
 from autellix_backend.models import ensure_tiny_model  # noqa: E402
 from autellix_integrations.vllm import (  # noqa: E402
     KEY_CALL_ID,
@@ -47,6 +48,7 @@ from autellix_integrations.vllm import (  # noqa: E402
     REPORT_KEY,
     AutellixAsyncScheduler,
     AutellixScheduler,
+    PluginSettings,
     ServiceReport,
 )
 from autellix_integrations.vllm._steps import StepRecord  # noqa: E402
@@ -233,6 +235,13 @@ def assert_no_leaks(scheduler: AutellixScheduler) -> None:
 @pytest.fixture(params=VARIANTS)
 def variant(request: pytest.FixtureRequest) -> Iterator[str]:
     yield str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's settings are its ``additional_config`` alone, whatever the shell sets."""
+    for f in (*fields(CoreConfig), *fields(PluginSettings)):
+        monkeypatch.delenv(f"AUTELLIX_{f.name.upper()}", raising=False)
 
 
 # The class vLLM gets ---------------------------------------------------------------------
