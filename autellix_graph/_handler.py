@@ -110,6 +110,12 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         """The settings in force, or None while inactive."""
         return self.recorder.settings
 
+    def _captures_content(self) -> bool:
+        """Whether messages go on spans (else they are not even converted: a long history
+        would cost every call)."""
+        settings = self.recorder.settings
+        return settings is not None and settings.capture_content
+
     def force_flush(self, timeout: float = 5.0) -> bool:
         """Export pending spans and send pending session calls; False on timeout."""
         return self.recorder.force_flush(timeout)
@@ -177,9 +183,8 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start_call(
-            run_id, parent_run_id, metadata, kwargs, serialized, lc.chat_messages(messages)
-        )
+        content = lc.chat_messages(messages) if self._captures_content() else ()
+        self._start_call(run_id, parent_run_id, metadata, kwargs, serialized, content)
 
     @guarded
     def on_llm_start(
@@ -192,9 +197,8 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start_call(
-            run_id, parent_run_id, metadata, kwargs, serialized, lc.prompt_messages(prompts)
-        )
+        content = lc.prompt_messages(prompts) if self._captures_content() else ()
+        self._start_call(run_id, parent_run_id, metadata, kwargs, serialized, content)
 
     @guarded
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
