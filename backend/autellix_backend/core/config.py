@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from autellix_backend.core.errors import UnknownPolicyError
+from autellix_backend.core.registry import parse_kind
 
 
 class Policy(StrEnum):
@@ -28,14 +29,7 @@ class Policy(StrEnum):
     @classmethod
     def parse(cls, name: str | Policy) -> Policy:
         """Return the policy called ``name`` (case-insensitive, ``-`` or ``_``)."""
-        if isinstance(name, Policy):
-            return name
-        key = str(name).strip().lower().replace("-", "_")
-        for policy in cls:
-            if policy.value == key:
-                return policy
-        known = ", ".join(p.value for p in cls)
-        raise UnknownPolicyError(f"unknown policy {name!r}; known policies: {known}")
+        return parse_kind(cls, name, what="policy", plural="policies", error=UnknownPolicyError)
 
 
 class QueueOrder(StrEnum):

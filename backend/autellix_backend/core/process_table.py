@@ -124,6 +124,34 @@ class CallRecord:
     snapshot: ProgramSnapshot = ZERO_SNAPSHOT
     """The program's state the call was ranked by (refreshed while it waits)."""
 
+    @classmethod
+    def arriving(
+        cls,
+        arrival: CallArrival,
+        now: float,
+        *,
+        priority: float,
+        seq: int,
+        snapshot: ProgramSnapshot,
+        engine_id: str | None = None,
+    ) -> CallRecord:
+        """The record of a call that arrives at ``now`` and starts waiting."""
+        return cls(
+            call_id=arrival.call_id,
+            program_id=arrival.program_id,
+            thread_id=arrival.thread_id,
+            parent_ids=tuple(arrival.parent_ids),
+            prompt_tokens=arrival.prompt_tokens,
+            max_tokens=arrival.max_tokens,
+            arrival_time=now,
+            oracle_remaining=arrival.oracle_remaining,
+            priority=priority,
+            waiting_since=now,
+            engine_id=engine_id,
+            seq=seq,
+            snapshot=snapshot,
+        )
+
     def start(self, now: float) -> None:
         """The call runs from ``now``: its current wait ends."""
         if self.status.is_done:
@@ -361,19 +389,8 @@ class ProcessTable:
         if arrival.call_id in self.calls:
             raise DuplicateError(f"call {arrival.call_id!r} already exists")
         self._seq += 1
-        call = CallRecord(
-            call_id=arrival.call_id,
-            program_id=arrival.program_id,
-            thread_id=arrival.thread_id,
-            parent_ids=tuple(arrival.parent_ids),
-            prompt_tokens=arrival.prompt_tokens,
-            max_tokens=arrival.max_tokens,
-            arrival_time=now,
-            oracle_remaining=arrival.oracle_remaining,
-            priority=priority,
-            waiting_since=now,
-            seq=self._seq,
-            snapshot=snapshot,
+        call = CallRecord.arriving(
+            arrival, now, priority=priority, seq=self._seq, snapshot=snapshot
         )
         self.calls[call.call_id] = call
         program.calls[call.call_id] = call

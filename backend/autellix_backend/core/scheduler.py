@@ -89,20 +89,13 @@ class Scheduler:
         snapshot = arrival.snapshot or ZERO_SNAPSHOT
         priority = self.policy.priority(snapshot, arrival)
         self._seq += 1
-        call = CallRecord(
-            call_id=arrival.call_id,
-            program_id=arrival.program_id,
-            thread_id=arrival.thread_id,
-            parent_ids=tuple(arrival.parent_ids),
-            prompt_tokens=arrival.prompt_tokens,
-            max_tokens=arrival.max_tokens,
-            arrival_time=now,
-            oracle_remaining=arrival.oracle_remaining,
+        call = CallRecord.arriving(
+            arrival,
+            now,
             priority=priority,
-            waiting_since=now,
-            engine_id=self.engine_id,
             seq=self._seq,
             snapshot=snapshot,
+            engine_id=self.engine_id,
         )
         self.calls[call.call_id] = call
         self._program_calls.setdefault(call.program_id, {})[call.call_id] = call

@@ -1,9 +1,12 @@
-"""Balancers by name: an enum feeds a factory."""
+"""Balancers by name: the ``BalancerKind`` enum keys the ``BALANCERS`` factories."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
+from autellix_backend.core.registry import parse_kind
 from autellix_backend.routing.base import Balancer
 from autellix_backend.routing.least_used import LeastUsedBalancer
 from autellix_backend.routing.locality import LocalityBalancer
@@ -25,14 +28,35 @@ class BalancerKind(StrEnum):
     @classmethod
     def parse(cls, name: str | BalancerKind) -> BalancerKind:
         """The kind called ``name`` (case-insensitive, ``-`` or ``_``)."""
-        if isinstance(name, BalancerKind):
-            return name
-        key = str(name).strip().lower().replace("-", "_")
-        for kind in cls:
-            if kind.value == key:
-                return kind
-        known = ", ".join(k.value for k in cls)
-        raise UnknownBalancerError(f"unknown balancer {name!r}; known balancers: {known}")
+        return parse_kind(cls, name, what="balancer", error=UnknownBalancerError)
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerOptions:
+    """Settings of the balancers; each kind reads the ones it uses."""
+
+    locality_threshold: int = 2048
+    balance_abs_threshold: int = 64
+    balance_rel_threshold: float = 1.5
+    cache_threshold: float = 0.5
+    max_blocks_per_engine: int = 65_536
+    max_programs: int = 100_000
+
+
+BALANCERS: dict[BalancerKind, Callable[[BalancerOptions], Balancer]] = {
+    BalancerKind.ROUND_ROBIN: lambda _: RoundRobinBalancer(),
+    BalancerKind.LEAST_USED: lambda _: LeastUsedBalancer(),
+    BalancerKind.LOCALITY: lambda o: LocalityBalancer(
+        o.locality_threshold, max_programs=o.max_programs
+    ),
+    BalancerKind.PREFIX_AWARE: lambda o: PrefixAwareBalancer(
+        balance_abs_threshold=o.balance_abs_threshold,
+        balance_rel_threshold=o.balance_rel_threshold,
+        cache_threshold=o.cache_threshold,
+        max_blocks_per_engine=o.max_blocks_per_engine,
+    ),
+}
+"""Each balancer kind's factory."""
 
 
 def make_balancer(
@@ -50,17 +74,12 @@ def make_balancer(
     Raises:
         UnknownBalancerError: ``kind`` names no balancer.
     """
-    match BalancerKind.parse(kind):
-        case BalancerKind.ROUND_ROBIN:
-            return RoundRobinBalancer()
-        case BalancerKind.LEAST_USED:
-            return LeastUsedBalancer()
-        case BalancerKind.LOCALITY:
-            return LocalityBalancer(locality_threshold, max_programs=max_programs)
-        case BalancerKind.PREFIX_AWARE:
-            return PrefixAwareBalancer(
-                balance_abs_threshold=balance_abs_threshold,
-                balance_rel_threshold=balance_rel_threshold,
-                cache_threshold=cache_threshold,
-                max_blocks_per_engine=max_blocks_per_engine,
-            )
+    options = BalancerOptions(
+        locality_threshold=locality_threshold,
+        balance_abs_threshold=balance_abs_threshold,
+        balance_rel_threshold=balance_rel_threshold,
+        cache_threshold=cache_threshold,
+        max_blocks_per_engine=max_blocks_per_engine,
+        max_programs=max_programs,
+    )
+    return BALANCERS[BalancerKind.parse(kind)](options)

@@ -10,16 +10,30 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from autellix_backend.core import Policy, SchedulerConfig
+from autellix_backend.core.registry import parse_kind
 
-ENGINE_KINDS = ("local_vllm", "remote_vllm", "openai", "sim")
-"""Engine adapter kinds: in-process vLLM, remote vLLM with the Autellix plugin, any
-OpenAI-compatible server, and the simulated engine."""
+
+class EngineKind(StrEnum):
+    """Engine adapter kinds (``engine_factory.ENGINES`` holds their factories)."""
+
+    LOCAL_VLLM = "local_vllm"
+    """In-process vLLM with the Autellix scheduler plugin."""
+    REMOTE_VLLM = "remote_vllm"
+    """A vLLM server running the plugin, behind a URL."""
+    OPENAI = "openai"
+    """Any OpenAI-compatible server (a priority hint only)."""
+    SIM = "sim"
+    """The simulated engine."""
+
+
+ENGINE_KINDS = tuple(k.value for k in EngineKind)
 
 _KEY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -32,8 +46,8 @@ class ConfigError(ValueError):
 class EngineSpec:
     """One engine behind the gateway."""
 
-    kind: str = "local_vllm"
-    """One of ``ENGINE_KINDS``."""
+    kind: str = EngineKind.LOCAL_VLLM.value
+    """One of ``EngineKind``."""
     engine_id: str = ""
     """Name in metrics and logs; defaults to ``<kind>-<index>``."""
     model: str = ""
@@ -44,11 +58,8 @@ class EngineSpec:
     """Adapter-specific settings (simulator profile and time scale, vLLM engine args...)."""
 
     def validate(self) -> None:
-        if self.kind not in ENGINE_KINDS:
-            raise ConfigError(
-                f"unknown engine kind {self.kind!r}; known: {', '.join(ENGINE_KINDS)}"
-            )
-        if self.kind in ("remote_vllm", "openai") and not self.url:
+        kind = parse_kind(EngineKind, self.kind, what="engine kind", error=ConfigError)
+        if kind in (EngineKind.REMOTE_VLLM, EngineKind.OPENAI) and not self.url:
             raise ConfigError(f"engine kind {self.kind!r} needs a url")
 
 

