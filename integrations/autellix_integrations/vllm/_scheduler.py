@@ -57,7 +57,8 @@ if TYPE_CHECKING:
     from vllm.v1.engine import EngineCoreOutputs
     from vllm.v1.outputs import ModelRunnerOutput
 
-logger = logging.getLogger(__name__)
+# Under vLLM's logger, so these lines reach the engine's log with vLLM's own handler and format.
+logger = logging.getLogger(f"vllm.{__name__}")
 check_vllm_version(logger)
 
 _WAITING = (RequestStatus.WAITING, RequestStatus.PREEMPTED)
