@@ -72,8 +72,8 @@ class AutellixLlamaIndexInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 
                 dispatcher = get_dispatcher()
-                dispatcher.add_span_handler(AutellixSpanHandler(_state))
-                dispatcher.add_event_handler(AutellixEventHandler(_state))
+                dispatcher.add_span_handler(AutellixSpanHandler.bound_to(_state))
+                dispatcher.add_event_handler(AutellixEventHandler.bound_to(_state))
                 patch_context(_state.active)
                 AutellixLlamaIndexInstrumentor._attached = True
 

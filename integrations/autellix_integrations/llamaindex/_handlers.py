@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from typing import Any
+from typing import Any, Self
 
-from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.bridge.pydantic import BaseModel, PrivateAttr
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import (
@@ -67,14 +67,21 @@ def _program_id(bound_args: inspect.BoundArguments) -> str | None:
     return None
 
 
-class AutellixSpanHandler(BaseSpanHandler[SimpleSpan]):
-    """Turns ``Workflow.run`` spans into programs and step spans into threads."""
+class _SharedState(BaseModel):
+    """Both handlers hold the integration's one ``LlamaIndexState``."""
 
     _state: LlamaIndexState = PrivateAttr()
 
-    def __init__(self, state: LlamaIndexState) -> None:
-        super().__init__()
-        self._state = state
+    @classmethod
+    def bound_to(cls, state: LlamaIndexState) -> Self:
+        """A handler reporting to ``state``."""
+        handler = cls()
+        handler._state = state
+        return handler
+
+
+class AutellixSpanHandler(_SharedState, BaseSpanHandler[SimpleSpan]):
+    """Turns ``Workflow.run`` spans into programs and step spans into threads."""
 
     @classmethod
     def class_name(cls) -> str:
@@ -151,14 +158,8 @@ class AutellixSpanHandler(BaseSpanHandler[SimpleSpan]):
             state.flow.forget(record.program.program_id)
 
 
-class AutellixEventHandler(BaseEventHandler):
+class AutellixEventHandler(_SharedState, BaseEventHandler):
     """Turns LLM start/end events into LLM calls, and cancellations into cancelled steps."""
-
-    _state: LlamaIndexState = PrivateAttr()
-
-    def __init__(self, state: LlamaIndexState) -> None:
-        super().__init__()
-        self._state = state
 
     @classmethod
     def class_name(cls) -> str:
