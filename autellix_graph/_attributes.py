@@ -127,6 +127,22 @@ class LlmResponse:
 # Spans of the program, its threads and its nodes ------------------------------------------
 
 
+SESSION_KEYS: Final = ("session_id", "conversation_id", "thread_id")
+"""Keys that name the conversation a run belongs to, first found wins: run metadata for
+LangChain (LangGraph copies ``configurable.thread_id`` there), start-event fields for
+LlamaIndex (``workflow.run(session_id=...)``)."""
+
+
+def session_id(fields: Mapping[str, Any] | None) -> str | None:
+    """The conversation named in ``fields``; None when they name none (then the program is
+    its own session)."""
+    for key in SESSION_KEYS:
+        value = (fields or {}).get(key)
+        if value is not None and str(value):
+            return str(value)
+    return None
+
+
 def common_attributes(kind: str, program_id: str, session_id: str | None = None) -> Attributes:
     """Attributes every span carries. ``session_id`` is the conversation the program belongs
     to (a LangGraph ``thread_id``, a ``session_id``); a program with none is its own session."""

@@ -1,5 +1,8 @@
 """LangChain callback arguments read as the neutral call descriptions of ``_attributes``.
 
+``session_id`` (re-exported) reads the conversation from run metadata, where LangGraph copies
+``configurable.thread_id``.
+
 Model and provider fall back from what LangChain reports (``ls_model_name``, ``ls_provider``)
 to the invocation parameters and then to the client's class name, so a span is never a bare
 ``chat``.
@@ -11,25 +14,20 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from autellix_graph._attributes import LlmRequest, LlmResponse, Message, ToolCall, to_json
+from autellix_graph._attributes import (
+    LlmRequest,
+    LlmResponse,
+    Message,
+    ToolCall,
+    to_json,
+)
+from autellix_graph._attributes import session_id as session_id
 
 if TYPE_CHECKING:
     from langchain_core.outputs import LLMResult
 
-SESSION_METADATA_KEYS: Final = ("session_id", "conversation_id", "thread_id")
-"""Run metadata keys naming the conversation a run belongs to, first found wins (LangGraph
-copies ``configurable.thread_id`` into the metadata)."""
 _MODEL_PARAMETERS: Final = ("model", "model_name", "model_id", "deployment_name", "model_path")
 _ROLES: Final = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-
-
-def session_id(metadata: Mapping[str, Any] | None) -> str | None:
-    """The conversation a run belongs to, from its metadata; None when it names none."""
-    for key in SESSION_METADATA_KEYS:
-        value = (metadata or {}).get(key)
-        if value is not None and str(value):
-            return str(value)
-    return None
 
 
 def llm_request(
