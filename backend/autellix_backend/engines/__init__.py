@@ -11,6 +11,7 @@ from autellix_backend.engines.base import (
     EngineUsage,
     ProgramTag,
     RequestKind,
+    RequestRejected,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "EngineUsage",
     "ProgramTag",
     "RequestKind",
+    "RequestRejected",
 ]

@@ -53,6 +53,9 @@ class EngineChunk:
     finish_reason: str | None = None
     usage: EngineUsage | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    event: Mapping[str, Any] | None = None
+    """The engine's own OpenAI object (a whole response, or one stream chunk) from an
+    ``openai_native`` engine; the gateway relays it as is, apart from the id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,14 @@ class EngineError(Exception):
     """The engine failed or is unreachable; the gateway answers 503 and marks it unhealthy."""
 
 
+class RequestRejected(ValueError):
+    """The engine cannot honour the request (the caller's 400, naming the field in ``param``)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 class EngineAdapter(ABC):
     """An engine behind the gateway. Implementations must never block the event loop."""
 
@@ -76,6 +87,10 @@ class EngineAdapter(ABC):
     model: str
     program_aware: bool = False
     """True when the engine schedules with the Autellix core (not just a priority hint)."""
+    openai_native: bool = False
+    """True when ``generate`` yields the engine's own OpenAI objects in ``EngineChunk.event``
+    (the request body's ``stream`` decides their shape); the gateway relays them instead of
+    building responses from ``text``."""
 
     @abstractmethod
     async def start(self) -> None: ...
@@ -86,6 +101,11 @@ class EngineAdapter(ABC):
     @abstractmethod
     def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
         """Stream the response; raise ``EngineError`` when the engine fails."""
+
+    def check_request(self, kind: RequestKind, body: Mapping[str, Any]) -> None:
+        """Raise ``RequestRejected`` for a request this engine can never honour; the gateway
+        asks before admitting the call, so such a request changes nothing."""
+        return None
 
     @abstractmethod
     async def abort(self, request_id: str) -> None:

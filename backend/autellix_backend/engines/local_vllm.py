@@ -7,13 +7,16 @@ service comes back in the final output's ``kv_transfer_params``. With ``plugin=F
 stock vLLM (``scheduling_policy`` ``"fcfs"`` or ``"priority"``; with ``"priority"`` the tag's
 ``snapshot.service`` is sent as the request priority, the weaker client-side hint).
 
+Requests are answered by vLLM's own OpenAI serving layer (``vllm_serving``), so the
+responses are those of ``vllm serve`` with the same options; the tag goes in as
+``vllm_xargs``.
+
 Model: a path or hub name; None writes and serves the tiny local model with dummy weights.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict
@@ -26,10 +29,9 @@ from autellix_backend.engines.base import (
     EngineError,
     EngineLoad,
     EngineRequest,
-    EngineUsage,
-    RequestKind,
+    RequestRejected,
 )
-from autellix_backend.engines.sampling import sampling_options
+from autellix_backend.engines.vllm_serving import CallMeter, VLLMServing
 from autellix_protocol.report import REPORT_KEY
 
 if TYPE_CHECKING:
@@ -54,9 +56,13 @@ class LocalVLLMEngine(EngineAdapter):
         max_model_len: context limit.
         block_size: KV block size (the CPU backend wants multiples of 32).
         kv_cache_memory_bytes: KV cache size; None lets vLLM decide.
-        default_max_tokens: output limit of a request that sets none.
+        default_max_tokens: output limit of a direct ``generate`` call that sets none
+            (the gateway always sets one).
         plugin_options: other plugin settings (``step_log``, ``report_port``, ``program_ttl``).
-        engine_args: any other ``AsyncEngineArgs`` fields.
+        engine_args: any other ``AsyncEngineArgs`` fields (``reasoning_parser``,
+            ``structured_outputs_config``...).
+        serving_options: options of ``vllm serve``'s OpenAI layer, by field name
+            (``enable_auto_tool_choice``, ``tool_call_parser``, ``chat_template``...).
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class LocalVLLMEngine(EngineAdapter):
         default_max_tokens: int = 256,
         plugin_options: Mapping[str, Any] | None = None,
         engine_args: Mapping[str, Any] | None = None,
+        serving_options: Mapping[str, Any] | None = None,
     ) -> None:
         if scheduling_policy not in ("fcfs", "priority"):
             raise ValueError("scheduling_policy must be 'fcfs' or 'priority'")
@@ -98,7 +105,9 @@ class LocalVLLMEngine(EngineAdapter):
             "disable_log_stats": True,
             **dict(engine_args or {}),
         }
+        self._serving_options = dict(serving_options or {})
         self._llm: AsyncLLM | None = None
+        self._serving: VLLMServing | None = None
         self._live: set[str] = set()
 
     # Life cycle ----------------------------------------------------------------
@@ -112,8 +121,15 @@ class LocalVLLMEngine(EngineAdapter):
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(**self.engine_args())
+        values = self.engine_args()
+        args = AsyncEngineArgs(**values)
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        self._serving = await VLLMServing.build(
+            self._llm,
+            model=str(values["model"]),
+            served_model=self.model,
+            options=self._serving_options,
+        )
 
     async def restart(self) -> None:
         """Replace a dead engine (its EngineCore process exited) with a fresh one."""
@@ -173,6 +189,7 @@ class LocalVLLMEngine(EngineAdapter):
 
     async def aclose(self) -> None:
         llm, self._llm = self._llm, None
+        self._serving = None
         if llm is not None:
             llm.shutdown()
 
@@ -193,44 +210,33 @@ class LocalVLLMEngine(EngineAdapter):
     # Calls ---------------------------------------------------------------------
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
+        """Answer through vLLM's serving layer: ``EngineChunk.event`` holds its objects (a
+        whole response, or the stream's chunks, as the body's ``stream`` says); an empty
+        chunk marks the first token; the last chunk carries usage and the plugin's report."""
         llm = self._require()
-        params = self._sampling_params(request)
-        prompt = self._prompt(llm, request)
-        priority = 0
-        if not self._plugin and self._policy == "priority":
-            priority = int(request.tag.service_at_arrival)
-        num_completion = 0
+        serving = self._serving
+        if serving is None:
+            raise EngineError(f"vLLM engine {self.engine_id} is not started")
+        meter = CallMeter()
         self._live.add(request.request_id)
-        finished = False
         try:
-            stream = llm.generate(prompt, params, request.request_id, priority=priority)
-            async for output in stream:
-                completion = output.outputs[0]
-                num_completion += len(completion.token_ids)
-                if not output.finished:
-                    if completion.text:
-                        yield EngineChunk(text=completion.text)
-                    continue
-                finished = True
-                yield EngineChunk(
-                    text=completion.text,
-                    finish_reason=completion.finish_reason or "stop",
-                    usage=_usage(output, num_completion),
-                    extra=_report(output),
+            async for event in serving.respond(request.kind, self._engine_body(request), meter):
+                yield (
+                    EngineChunk() if event is None else EngineChunk(text=_text(event), event=event)
                 )
-        except EngineError:
+        except (EngineError, RequestRejected):
             raise
         except Exception as exc:
             raise self._classify(llm, exc) from exc
         finally:
             self._live.discard(request.request_id)
-            if not finished:
-                await self.abort(request.request_id)
+        yield EngineChunk(
+            finish_reason=meter.finish_reason or "stop", usage=meter.usage(), extra=meter.report()
+        )
 
     async def abort(self, request_id: str) -> None:
-        if self._llm is not None:
-            with contextlib.suppress(Exception):
-                await self._llm.abort(request_id)
+        """Nothing to do: closing the call's stream cancels it in vLLM's serving layer, and
+        ``AsyncLLM`` aborts the engine requests of a cancelled call."""
 
     # Helpers -------------------------------------------------------------------
 
@@ -256,35 +262,17 @@ class LocalVLLMEngine(EngineAdapter):
             raise EngineError(f"vLLM engine {self.engine_id} has failed")
         return self._llm
 
-    def _sampling_params(self, request: EngineRequest) -> Any:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        options = sampling_options(request.body, self.default_max_tokens)
-        extra = request.tag.as_xargs() if self._plugin else None
-        return SamplingParams(**options, output_kind=RequestOutputKind.DELTA, extra_args=extra)
-
-    def _prompt(self, llm: AsyncLLM, request: EngineRequest) -> Any:
-        from vllm.inputs import TokensPrompt
-
-        body = request.body
-        if request.kind is RequestKind.CHAT:
-            messages = body.get("messages")
-            if not isinstance(messages, list) or not messages:
-                raise ValueError("messages must be a non-empty list")
-            tokenizer = llm.get_tokenizer()
-            text = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-            return str(text)
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
-            return TokensPrompt(prompt_token_ids=list(prompt))
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-            return prompt[0]
-        if not isinstance(prompt, str):
-            raise ValueError("prompt must be a string or a list of token ids")
-        return prompt
+    def _engine_body(self, request: EngineRequest) -> dict[str, Any]:
+        """The request body with this call's id and Autellix metadata (``vllm_xargs``)."""
+        body = dict(request.body)
+        body["request_id"] = request.request_id
+        if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+            body["max_tokens"] = self.default_max_tokens
+        if self._plugin:
+            body["vllm_xargs"] = {**dict(body.get("vllm_xargs") or {}), **request.tag.as_xargs()}
+        elif self._policy == "priority":
+            body["priority"] = int(request.tag.service_at_arrival)
+        return body
 
 
 def plugin_config(config: SchedulerConfig, *, engine_id: str) -> dict[str, Any]:
@@ -297,17 +285,15 @@ def plugin_config(config: SchedulerConfig, *, engine_id: str) -> dict[str, Any]:
     return values
 
 
-def _usage(output: Any, num_completion: int) -> EngineUsage:
-    report = _report(output)
-    return EngineUsage(
-        prompt_tokens=len(output.prompt_token_ids or ()),
-        completion_tokens=num_completion,
-        cached_tokens=int(output.num_cached_tokens or 0),
-        service=float(report.get("service", 0.0)),
-    )
-
-
-def _report(output: Any) -> dict[str, Any]:
-    params = getattr(output, "kv_transfer_params", None) or {}
-    report = params.get(REPORT_KEY) if isinstance(params, Mapping) else None
-    return dict(report) if isinstance(report, Mapping) else {}
+def _text(event: Mapping[str, Any]) -> str:
+    """The text of an OpenAI object's first choice (for callers that only read text)."""
+    choices = event.get("choices") or ()
+    if not choices:
+        return ""
+    choice = choices[0]
+    for holder in (choice.get("delta"), choice.get("message"), choice):
+        if isinstance(holder, Mapping):
+            text = holder.get("content") if holder is not choice else holder.get("text")
+            if isinstance(text, str):
+                return text
+    return ""

@@ -27,6 +27,8 @@ from autellix_backend.engines.base import (
     EngineLoad,
     EngineRequest,
     EngineUsage,
+    RequestKind,
+    RequestRejected,
 )
 from autellix_backend.sim.config import EngineConfig
 from autellix_backend.sim.engine import SimEngine, StepOutcome
@@ -164,6 +166,7 @@ class SimulatedEngine(EngineAdapter):
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
         if self._failure is not None:
             raise EngineError(self._failure)
+        reject_unsupported(request.body)
         call = self._admit(request)
         try:
             while True:
@@ -176,6 +179,9 @@ class SimulatedEngine(EngineAdapter):
         finally:
             if request.request_id in self._calls:
                 self._drop(request.request_id, abort=True)
+
+    def check_request(self, kind: RequestKind, body: Mapping[str, Any]) -> None:
+        reject_unsupported(body)
 
     async def abort(self, request_id: str) -> None:
         if request_id in self._calls:
@@ -272,6 +278,43 @@ class SimulatedEngine(EngineAdapter):
         )
         call.num_sent = max(call.num_sent, upto)
         return "".join(f"{w} " for w in words)
+
+
+_UNHONOURED = {
+    "tools": "tool calls",
+    "tool_choice": "tool calls",
+    "response_format": "structured output",
+    "structured_outputs": "structured output",
+    "logprobs": "logprobs",
+    "top_logprobs": "logprobs",
+    "prompt_logprobs": "logprobs",
+    "echo": "echo",
+    "n": "more than one choice",
+}
+"""Request fields whose effect filler text cannot produce, and what the effect is."""
+
+
+def reject_unsupported(body: Mapping[str, Any]) -> None:
+    """Refuse (``RequestRejected``, a 400 naming the field) what the simulator cannot honour,
+    rather than answer filler text as if it had."""
+    for name, effect in _UNHONOURED.items():
+        if _asks_for(name, body.get(name)):
+            raise RequestRejected(
+                f"the simulated engine does not produce {effect}; remove {name!r}", param=name
+            )
+
+
+def _asks_for(name: str, value: Any) -> bool:
+    """Whether ``value`` of field ``name`` asks for an effect (its neutral values do not)."""
+    if value is None or value is False or value == [] or value == {}:
+        return False
+    if name == "tool_choice":
+        return bool(value != "none")
+    if name == "response_format":
+        return not (isinstance(value, Mapping) and value.get("type") == "text")
+    if name in ("n", "top_logprobs"):
+        return bool(value != (1 if name == "n" else 0))
+    return True
 
 
 def _max_tokens(body: Mapping[str, Any], default: int) -> int:

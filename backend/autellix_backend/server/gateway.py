@@ -7,12 +7,18 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from autellix_backend.core import CallRecord
-from autellix_backend.engines.base import EngineChunk, EngineRequest, EngineUsage, RequestKind
+from autellix_backend.engines.base import (
+    EngineChunk,
+    EngineRequest,
+    EngineUsage,
+    RequestKind,
+    RequestRejected,
+)
 from autellix_backend.server.config import ServerConfig
 from autellix_backend.server.errors import APIError, bad_request
 from autellix_backend.server.metrics import ServiceMetrics
@@ -20,12 +26,13 @@ from autellix_backend.server.openai_format import (
     DONE_EVENT,
     chunk_event,
     completion_body,
+    relayed,
     sse,
     usage_event,
 )
 from autellix_backend.server.pool import CallStream, EnginePool
 from autellix_backend.server.programs import ProgramRegistry, outer_call_id
-from autellix_backend.server.prompts import block_hashes, estimate_tokens
+from autellix_backend.server.prompts import block_hashes
 from autellix_backend.server.schemas import ChatCompletionRequest, CompletionRequest
 from autellix_backend.server.tagging import CallTags
 from autellix_protocol.headers import HEADER_CALL_ID, HEADER_ENGINE_ID, HEADER_PROGRAM_ID
@@ -71,6 +78,8 @@ class Completed:
     text: str
     finish_reason: str | None
     usage: EngineUsage | None
+    response: Mapping[str, Any] | None = None
+    """The engine's own whole response (``openai_native`` engines)."""
 
 
 class Gateway:
@@ -107,8 +116,10 @@ class Gateway:
                 param="model",
             )
         max_tokens = self._max_tokens(request)
+        body = request.model_dump(exclude_unset=True)
+        self._check_engines(request.model, kind, body)
         text = request.prompt_text()
-        prompt_tokens = estimate_tokens(text)
+        prompt_tokens = request.prompt_tokens()
         if prompt_tokens > self.limits.max_prompt_tokens:
             raise bad_request(
                 f"the prompt is about {prompt_tokens} tokens; the limit is "
@@ -133,7 +144,6 @@ class Gateway:
         )
         prefix = "chatcmpl" if kind is RequestKind.CHAT else "cmpl"
         response_id = f"{prefix}-{uuid.uuid4().hex}"
-        body = request.model_dump(exclude_none=True)
         body["max_tokens"] = max_tokens
         body.pop("max_completion_tokens", None)
         engine_request = EngineRequest(
@@ -151,6 +161,19 @@ class Gateway:
             stream=stream,
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
+
+    def _check_engines(self, model: str, kind: RequestKind, body: Mapping[str, Any]) -> None:
+        """A 400 naming the field when the model's engines can never honour the request.
+
+        ``body`` is every field as the client sent it (explicit nulls included): the engine
+        gets all of them, and one it cannot honour is refused here or by the engine itself.
+        """
+        for slot in self.pool.slots.values():
+            if slot.adapter.model == model:
+                try:
+                    slot.adapter.check_request(kind, body)
+                except RequestRejected as exc:
+                    raise bad_request(str(exc), param=exc.param) from None
 
     def _max_tokens(self, request: ChatCompletionRequest | CompletionRequest) -> int:
         requested = request.requested_max_tokens()
@@ -170,6 +193,7 @@ class Gateway:
         pieces: list[str] = []
         finish_reason: str | None = None
         usage: EngineUsage | None = None
+        response: Mapping[str, Any] | None = None
         async for chunk in call.stream:
             self._on_chunk(call, chunk)
             pieces.append(chunk.text)
@@ -177,9 +201,13 @@ class Gateway:
                 finish_reason = chunk.finish_reason
             if chunk.usage is not None:
                 usage = chunk.usage
-        return Completed("".join(pieces), finish_reason, usage)
+            if chunk.event is not None:
+                response = chunk.event
+        return Completed("".join(pieces), finish_reason, usage, response)
 
     def body(self, call: OpenCall, done: Completed) -> dict[str, Any]:
+        if done.response is not None:
+            return relayed(done.response, response_id=call.response_id)
         return completion_body(
             call.kind,
             response_id=call.response_id,
@@ -190,16 +218,38 @@ class Gateway:
             usage=done.usage,
         )
 
-    async def events(self, call: OpenCall) -> AsyncIterator[bytes]:
+    async def open_events(self, call: OpenCall) -> AsyncIterator[bytes]:
+        """The call's server-sent events, once its first chunk has come.
+
+        Waiting for it lets a request the engine rejects answer a plain 400 (raised here as
+        ``APIError``, the call closed) instead of a 200 stream that carries an error event.
+        """
+        chunks = aiter(call.stream)
+        try:
+            first = await anext(chunks, None)
+        except BaseException as exc:
+            self.close_soon(call, None, "error" if isinstance(exc, Exception) else "aborted")
+            raise
+        return self.events(call, _chain(first, chunks))
+
+    async def events(
+        self, call: OpenCall, chunks: AsyncIterator[EngineChunk]
+    ) -> AsyncIterator[bytes]:
         """The call as server-sent events; closes the call however the stream ends."""
         usage: EngineUsage | None = None
         status = "aborted"
         first = True
+        native = call.stream.slot.adapter.openai_native
         try:
-            async for chunk in call.stream:
+            async for chunk in chunks:
                 self._on_chunk(call, chunk)
                 if chunk.usage is not None:
                     usage = chunk.usage
+                if native:
+                    # The engine's own chunks (tool-call deltas, logprobs, its usage chunk).
+                    if chunk.event is not None:
+                        yield sse(relayed(chunk.event, response_id=call.response_id))
+                    continue
                 if chunk.text or chunk.finish_reason is not None or first:
                     yield chunk_event(
                         call.kind,
@@ -211,7 +261,7 @@ class Gateway:
                         first=first,
                     )
                     first = False
-            if call.include_usage and usage is not None:
+            if call.include_usage and usage is not None and not native:
                 yield usage_event(
                     call.kind,
                     response_id=call.response_id,
@@ -266,3 +316,12 @@ class Gateway:
             call.first_token = time.perf_counter()
             self.metrics.call_ttft.labels(call.engine_id).observe(call.first_token - call.arrival)
             self.programs.call_started(call.record)
+
+
+async def _chain(
+    first: EngineChunk | None, rest: AsyncIterator[EngineChunk]
+) -> AsyncIterator[EngineChunk]:
+    if first is not None:
+        yield first
+    async for chunk in rest:
+        yield chunk

@@ -96,6 +96,11 @@ def usage_event(
     return sse(body)
 
 
+def relayed(event: Mapping[str, Any], *, response_id: str) -> dict[str, Any]:
+    """An engine's own response or chunk as the gateway sends it on: under the call's id."""
+    return {**event, "id": response_id}
+
+
 def sse(body: Mapping[str, Any]) -> bytes:
     return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 

@@ -117,7 +117,9 @@ class CallStream:
             self._pool.mark_failed(self.slot, str(exc), skip=self)
             return
         except ValueError as exc:
-            self._queue.put_nowait(APIError(400, f"engine rejected the request: {exc}"))
+            param = getattr(exc, "param", None)  # RequestRejected names the field
+            message = f"engine rejected the request: {exc}"
+            self._queue.put_nowait(APIError(400, message, param=param, code="invalid_value"))
             return
         except Exception as exc:
             log.exception("engine %s raised while generating", self.slot.engine_id)

@@ -1,14 +1,18 @@
 """Request and response bodies of the API, as pydantic models (they make the OpenAPI schema).
 
-OpenAI request models allow extra fields, which pass through to the engine untouched, so
-clients built for the OpenAI API keep working; the fields the gateway relies on are checked.
+The gateway checks only what it needs itself (the model, the limits, the prompt's size);
+every other field, sampling settings, tools, ``response_format``, ``logprobs`` and vLLM's own
+extensions included, passes through to the engine exactly as sent. The engine answers with
+its own 400 naming a field it cannot honour; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from autellix_backend.server.prompts import estimate_tokens
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -36,8 +40,12 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+MAX_CHOICES = 128
+"""Most choices (``n``) one request may ask for."""
+
+
 class _GenerationParams(BaseModel):
-    """Fields common to chat and text completions."""
+    """Fields common to chat and text completions (the rest pass through as extras)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -45,15 +53,19 @@ class _GenerationParams(BaseModel):
     max_tokens: Annotated[int | None, Field(ge=1)] = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: Annotated[int, Field(ge=1, le=1, description="Only one choice per request.")] = 1
-    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
-    top_p: Annotated[float | None, Field(gt=0, le=1)] = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    seed: int | None = None
+    n: Annotated[int, Field(ge=1, le=MAX_CHOICES, description="Choices to generate.")] = 1
     user: Annotated[str | None, Field(max_length=512)] = None
 
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
+
+    def prompt_tokens(self) -> int:
+        """The prompt's size in tokens as the gateway estimates it (for limits and routing)."""
+        return estimate_tokens(self.prompt_text())
+
+    def prompt_text(self) -> str:
+        """The prompt's text, as the gateway counts and hashes it."""
+        raise NotImplementedError
 
 
 class ChatCompletionRequest(_GenerationParams):
@@ -79,13 +91,27 @@ class ChatCompletionRequest(_GenerationParams):
         return "\n".join(parts)
 
 
-class CompletionRequest(_GenerationParams):
-    """``POST /v1/completions`` (one prompt per request)."""
+TokenIds = Annotated[list[int], Field(min_length=1)]
 
-    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
+
+class CompletionRequest(_GenerationParams):
+    """``POST /v1/completions``: a prompt as text, token ids, or a list of either."""
+
+    prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | list[TokenIds]
+
+    def prompts(self) -> list[str | list[int]]:
+        """The prompts, one per completion vLLM runs (a list of token ids is one prompt)."""
+        prompt = self.prompt
+        if isinstance(prompt, str) or all(isinstance(p, int) for p in prompt):
+            return [cast("str | list[int]", prompt)]
+        return cast("list[str | list[int]]", prompt)
+
+    def prompt_tokens(self) -> int:
+        return sum(len(p) if isinstance(p, list) else estimate_tokens(p) for p in self.prompts())
 
     def prompt_text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        """The text prompts joined, or the token ids as text (for prefix hashing)."""
+        return "\n".join(p if isinstance(p, str) else " ".join(map(str, p)) for p in self.prompts())
 
 
 class ModelCard(BaseModel):

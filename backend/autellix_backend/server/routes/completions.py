@@ -98,9 +98,8 @@ async def _serve(
     gateway = state.gateway
     call = gateway.open(owner, kind, body, tags)
     if body.stream:
-        return StreamingResponse(
-            gateway.events(call), media_type="text/event-stream", headers=call.headers()
-        )
+        events = await gateway.open_events(call)
+        return StreamingResponse(events, media_type="text/event-stream", headers=call.headers())
     collecting = asyncio.create_task(gateway.collect(call))
     watching = asyncio.create_task(_client_gone(request))
     try:
