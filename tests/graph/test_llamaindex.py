@@ -166,6 +166,34 @@ def test_the_join_depends_on_every_worker_whatever_order_they_finish_in(
     assert_fan_out_dag(calls_by_step(traced.get_finished_spans()))
 
 
+def test_a_step_that_returns_a_list_of_events_is_the_emitter_of_each(
+    traced: InMemorySpanExporter,
+) -> None:
+    llm = MockLLM(max_tokens=4)
+
+    class ReturnsList(Workflow):
+        @step
+        async def start(self, ev: StartEvent) -> list[Part]:
+            await llm.acomplete("plan")
+            return [Part(index=i) for i in range(WIDTH)]
+
+        @step(num_workers=WIDTH)
+        async def work(self, ev: Part) -> Done:
+            await asyncio.sleep(0.05 * (WIDTH - ev.index))
+            await llm.acomplete(f"part {ev.index}")
+            return Done(index=ev.index)
+
+        @step
+        async def join(self, ctx: Context, ev: Done) -> StopEvent | None:
+            if ctx.collect_events(ev, [Done] * WIDTH) is None:
+                return None
+            await llm.acomplete("join")
+            return StopEvent(result=WIDTH)
+
+    assert run(ReturnsList(timeout=30)) == WIDTH
+    assert_fan_out_dag(calls_by_step(traced.get_finished_spans()))
+
+
 class SyncOnlyLLM(CustomLLM):
     """A LlamaIndex LLM with only the blocking ``complete`` (its ``acomplete`` blocks too)."""
 

@@ -38,15 +38,18 @@ class EventFlow:
         self._programs: dict[str, OrderedDict[int, tuple[Event, Frontier]]] = {}
         self._lock = threading.Lock()
 
-    def emitted(self, record: Record, event: Any) -> None:
-        """``record``'s thread emitted ``event`` (its frontier now is what the event carries)."""
-        if not isinstance(event, Event) or record.kind is RecordKind.PROGRAM:
+    def emitted(self, record: Record, result: Any) -> None:
+        """``record``'s thread emitted ``result`` (an event, or the list a fan-out step
+        returns); its frontier now is what each event carries."""
+        emitted = triggering_events({"result": result})
+        if not emitted or record.kind is RecordKind.PROGRAM:
             return
         frontier = self._recorder.frontier(record)
         with self._lock:
             events = self._programs.setdefault(record.program.program_id, OrderedDict())
-            # The event is kept alive with its entry, so its id() cannot be reused meanwhile.
-            events[id(event)] = (event, frontier)
+            for event in emitted:
+                # The event is kept alive with its entry, so its id() cannot be reused meanwhile.
+                events[id(event)] = (event, frontier)
             while len(events) > MAX_EVENTS_PER_PROGRAM:
                 events.popitem(last=False)
 
