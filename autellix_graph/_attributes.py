@@ -49,6 +49,11 @@ GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 
 MAX_CONTENT_CHARS: Final = 32_768
 """Longest captured content value; longer ones are cut and end with ``...``."""
+MAX_INPUT_MESSAGE_ATTRIBUTES: Final = 64
+MAX_OUTPUT_MESSAGE_ATTRIBUTES: Final = 24
+"""Budgets for the flattened ``llm.*_messages.*`` attributes. The SDK keeps 128 attributes a
+span by default and evicts the *oldest* beyond that (our ids); a long history is flattened
+from its most recent messages (the JSON forms keep all of it)."""
 _JSON = "application/json"
 _TEXT = "text/plain"
 
@@ -251,7 +256,9 @@ def llm_request_attributes(request: LlmRequest, *, capture_content: bool) -> Att
         attributes[LLM_PROVIDER] = request.provider
         attributes[LLM_SYSTEM] = request.provider
     if capture_content and request.messages:
-        attributes.update(_messages(LLM_INPUT_MESSAGES, request.messages))
+        attributes.update(
+            _messages(LLM_INPUT_MESSAGES, request.messages, MAX_INPUT_MESSAGE_ATTRIBUTES)
+        )
         attributes[GEN_AI_INPUT_MESSAGES] = _clip(to_json(_gen_ai_messages(request.messages)))
         attributes.update(content_attributes(INPUT_VALUE, _openai_messages(request.messages)))
     return attributes
@@ -275,7 +282,9 @@ def llm_response_attributes(response: LlmResponse, *, capture_content: bool) -> 
     if response.finish_reasons:
         attributes[GEN_AI_RESPONSE_FINISH_REASONS] = list(response.finish_reasons)
     if capture_content and response.messages:
-        attributes.update(_messages(LLM_OUTPUT_MESSAGES, response.messages))
+        attributes.update(
+            _messages(LLM_OUTPUT_MESSAGES, response.messages, MAX_OUTPUT_MESSAGE_ATTRIBUTES)
+        )
         attributes[GEN_AI_OUTPUT_MESSAGES] = _clip(to_json(_gen_ai_messages(response.messages)))
         text = "\n".join(m.content for m in response.messages if m.content)
         if text:
@@ -378,19 +387,36 @@ def _clip(text: str) -> str:
     return text[: MAX_CONTENT_CHARS - 3] + "..."
 
 
-def _messages(prefix: str, messages: Sequence[Message]) -> Iterator[tuple[str, AttributeValue]]:
-    """OpenInference's flattened message list: ``<prefix>.<i>.message.role`` and so on."""
-    for i, message in enumerate(messages):
-        key = f"{prefix}.{i}.message"
-        yield f"{key}.role", message.role
-        if message.content:
-            yield f"{key}.content", _clip(message.content)
-        for j, call in enumerate(message.tool_calls):
-            call_key = f"{key}.tool_calls.{j}.tool_call"
-            yield f"{call_key}.function.name", call.name
-            yield f"{call_key}.function.arguments", _clip(call.arguments)
-            if call.call_id:
-                yield f"{call_key}.id", call.call_id
+def _messages(
+    prefix: str, messages: Sequence[Message], budget: int
+) -> list[tuple[str, AttributeValue]]:
+    """OpenInference's flattened message list (``<prefix>.<i>.message.role`` and so on): the
+    most recent messages whose attributes fit in ``budget``, numbered from 0."""
+    flattened: list[list[tuple[str, AttributeValue]]] = []
+    used = 0
+    for message in reversed(messages):
+        items = list(_message_items(message))
+        if flattened and used + len(items) > budget:
+            break
+        flattened.append(items)
+        used += len(items)
+    return [
+        (f"{prefix}.{i}.message.{name}", value)
+        for i, items in enumerate(reversed(flattened))
+        for name, value in items[:budget]
+    ]
+
+
+def _message_items(message: Message) -> Iterator[tuple[str, AttributeValue]]:
+    yield "role", message.role
+    if message.content:
+        yield "content", _clip(message.content)
+    for j, call in enumerate(message.tool_calls):
+        key = f"tool_calls.{j}.tool_call"
+        yield f"{key}.function.name", call.name
+        yield f"{key}.function.arguments", _clip(call.arguments)
+        if call.call_id:
+            yield f"{key}.id", call.call_id
 
 
 def _openai_messages(messages: Sequence[Message]) -> dict[str, Any]:

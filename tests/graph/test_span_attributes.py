@@ -144,6 +144,28 @@ def test_content_when_opted_in(
     assert len(json.loads(str(attrs(root)[attr.OUTPUT_VALUE]))["items"]) == 5
 
 
+def test_a_long_history_keeps_the_span_ids_and_its_latest_messages(
+    provider: TracerProvider, exporter: InMemorySpanExporter, no_env: None
+) -> None:
+    """The SDK keeps 128 attributes a span and evicts the oldest: flattening 200 messages
+    would push out the program and call ids the service reads."""
+    history = [("human" if i % 2 == 0 else "ai", f"message {i}") for i in range(200)]
+    handler = AutellixCallbackHandler(tracer_provider=provider, capture_content=True)
+    fake_llm().invoke(history, {"callbacks": [handler]})
+    (span,) = spans_of_kind(exporter.get_finished_spans(), protocol.SPAN_KIND_LLM)
+    assert span.dropped_attributes == 0
+    a = attrs(span)
+    assert a[protocol.ATTR_SPAN_KIND] == protocol.SPAN_KIND_LLM and a[protocol.ATTR_CALL_ID]
+    flat = sorted(
+        (int(k.split(".")[2]), str(v))
+        for k, v in a.items()
+        if k.startswith(attr.LLM_INPUT_MESSAGES) and k.endswith(".content")
+    )
+    assert flat == [(i, f"message {200 - len(flat) + i}") for i in range(len(flat))]
+    assert len(flat) == attr.MAX_INPUT_MESSAGE_ATTRIBUTES // 2
+    assert len(json.loads(str(a[attr.GEN_AI_INPUT_MESSAGES]))) == 200
+
+
 def test_session_is_the_conversation_and_the_program_keeps_its_id(
     provider: TracerProvider, exporter: InMemorySpanExporter, no_env: None
 ) -> None:
