@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+import httpx
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import autellix_graph
 from autellix_graph import protocol
 from tests.graph._support import attrs, spans_of_kind
 
@@ -68,6 +70,24 @@ def test_langgraph_failing_task_is_an_error_the_cancelled_ones_cancelled_the_pro
     (program,) = spans_of_kind(spans, protocol.SPAN_KIND_PROGRAM)
     assert attrs(program)[protocol.ATTR_STATE] == "failed"
     assert attrs(program)[protocol.ATTR_ERROR_KIND] == "KeyError"
+
+
+def test_a_failed_langgraph_run_is_failed_in_the_service_row(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(protocol.ENV_OTLP_ENDPOINT, raising=False)
+    autellix_graph.instrument(base_url=service)
+    config = {"metadata": {protocol.PROGRAM_ID_METADATA_KEY: "lg-failed"}}
+    try:
+        with pytest.raises(KeyError):
+            asyncio.run(failing_fan_out().ainvoke({"items": []}, config))
+        assert autellix_graph.force_flush()
+    finally:
+        autellix_graph.uninstrument()
+    row = httpx.get(f"{service}/v1/programs/lg-failed", timeout=10).json()
+    assert row["state"] == "failed"
+    statuses = sorted(n["status"] for n in row["dag"]["nodes"] if n["name"] == "work")
+    assert statuses == ["cancelled", "cancelled", "error"]
 
 
 APP = """
