@@ -62,6 +62,6 @@ def run_loop_program(ctx: RunContext) -> str:
     outer.add_edge("research", "answer")
     outer.add_edge("answer", END)
     program_id = new_program_id("loop")
-    inputs = {"question": "why do agents wait?", "notes": [], "rounds": 0, "answer": ""}
-    outer.compile().invoke(inputs, ctx.config(program_id))
+    inputs: Outer = {"question": "why do agents wait?", "notes": [], "rounds": 0, "answer": ""}
+    outer.compile().invoke(inputs, ctx.config(program_id))  # type: ignore[call-overload]
     return program_id

@@ -144,12 +144,15 @@ def critical_path(
         if source in known and target in known:
             children[source].append(target)
             indegree[target] += 1
-    best: dict[str, float] = {n: weight.get(n, 0.0) for n in known}
+    # Best (service, number of nodes) of a path ending at each node: among paths of equal
+    # service the longer one wins, so the path runs through the graph nodes around calls.
+    best: dict[str, tuple[float, int]] = {n: (weight.get(n, 0.0), 1) for n in known}
     previous: dict[str, str | None] = dict.fromkeys(known)
     ready = [n for n in known if indegree[n] == 0]
     for node in ready:  # grows while it is walked: Kahn's topological order
         for child in children[node]:
-            candidate = best[node] + weight.get(child, 0.0)
+            service, length = best[node]
+            candidate = (service + weight.get(child, 0.0), length + 1)
             if candidate > best[child]:
                 best[child], previous[child] = candidate, node
             indegree[child] -= 1
@@ -158,7 +161,7 @@ def critical_path(
     if not ready:
         return []
     last = max(ready, key=lambda n: best[n])
-    if best[last] <= 0:
+    if best[last][0] <= 0:
         return []
     path: list[str] = []
     step: str | None = last
