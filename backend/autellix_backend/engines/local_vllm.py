@@ -122,6 +122,12 @@ class LocalVLLMEngine(EngineAdapter):
         from vllm.v1.engine.async_llm import AsyncLLM
 
         values = self.engine_args()
+        if isinstance(values.get("structured_outputs_config"), Mapping):
+            from vllm.config import StructuredOutputsConfig
+
+            values["structured_outputs_config"] = StructuredOutputsConfig(
+                **values["structured_outputs_config"]
+            )
         args = AsyncEngineArgs(**values)
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
         self._serving = await VLLMServing.build(

@@ -39,6 +39,9 @@ class OpenAIHTTPEngine(EngineAdapter):
         api_key: bearer token for the server, if it needs one.
         timeout: seconds to wait for connect and for each streamed piece.
         max_num_seqs: the server's batch size, only used to split ``load()``.
+        serving_options: the OpenAI-layer flags the server runs with (``tool_call_parser``,
+            ``reasoning_parser``...), as ``autellix serve`` was given them; recorded, since
+            only the server's own command line can set them.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class OpenAIHTTPEngine(EngineAdapter):
         api_key: str | None = None,
         timeout: float = 600.0,
         max_num_seqs: int = 256,
+        serving_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -59,6 +63,7 @@ class OpenAIHTTPEngine(EngineAdapter):
         self.model = model
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.max_num_seqs = max_num_seqs
+        self.serving_options = dict(serving_options or {})
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._headers = headers

@@ -298,6 +298,8 @@ def reject_unsupported(body: Mapping[str, Any]) -> None:
     """Refuse (``RequestRejected``, a 400 naming the field) what the simulator cannot honour,
     rather than answer filler text as if it had."""
     for name, effect in _UNHONOURED.items():
+        if name == "tools" and body.get("tool_choice") == "none":
+            continue  # tools the model may not call: a plain completion
         if _asks_for(name, body.get(name)):
             raise RequestRejected(
                 f"the simulated engine does not produce {effect}; remove {name!r}", param=name

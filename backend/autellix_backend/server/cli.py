@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from autellix_backend.server.config import ENGINE_KINDS, ConfigError, load_config
+from autellix_backend.server.openai_layer import OpenAILayerOptions, apply_openai_layer
 
 
 def serve(
@@ -48,6 +49,21 @@ def serve(
         float | None, typer.Option(help="Seconds before an idle program is ended (default 600).")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level (default info).")] = None,
+    enable_auto_tool_choice: Annotated[
+        bool, typer.Option(help="vLLM: let the model choose tool calls (needs a parser).")
+    ] = False,
+    tool_call_parser: Annotated[
+        str | None, typer.Option(help="vLLM tool-call parser (hermes, llama3_json, ...).")
+    ] = None,
+    reasoning_parser: Annotated[
+        str | None, typer.Option(help="vLLM reasoning parser (deepseek_r1, qwen3, ...).")
+    ] = None,
+    chat_template: Annotated[
+        str | None, typer.Option(help="vLLM chat template (path or template) for the model.")
+    ] = None,
+    structured_outputs_backend: Annotated[
+        str | None, typer.Option(help="vLLM structured-output backend (auto, xgrammar, ...).")
+    ] = None,
 ) -> None:
     """Run the program-aware, OpenAI-compatible service."""
     import uvicorn
@@ -72,6 +88,14 @@ def serve(
         ]
     try:
         settings = load_config(config, **overrides)
+        layer = OpenAILayerOptions(
+            enable_auto_tool_choice=enable_auto_tool_choice,
+            tool_call_parser=tool_call_parser,
+            reasoning_parser=reasoning_parser,
+            chat_template=chat_template,
+            structured_outputs_backend=structured_outputs_backend,
+        )
+        settings = apply_openai_layer(settings, layer)
         tuning: dict[str, Any] = {
             "num_queues": num_queues,
             "base_quantum": base_quantum,
