@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 import autellix_graph
 from autellix_backend.server import EngineSpec, ServerConfig
+from autellix_protocol.headers import HEADER_PROGRAM_ID, HEADER_THREAD_ID
 from examples import map_reduce
 from examples._common import ExampleRun, RunContext
 from tests.server.conftest import LiveServer
@@ -33,6 +35,24 @@ CHROMIUM_FLAGS = [
 OUTPUT_DIR = Path(os.environ.get("AUTELLIX_TEST_OUTPUT", "test-output")) / "ui"
 
 
+def run_burst(server: LiveServer, num_threads: int = 8) -> str:
+    """``num_threads`` threads of one program, each one long call at once."""
+    program_id = "burst"
+
+    def call(i: int) -> None:
+        headers = {HEADER_PROGRAM_ID: program_id, HEADER_THREAD_ID: f"branch-{i}"}
+        body = {"model": "sim", "messages": [{"role": "user", "content": f"go {i}"}]}
+        with server.client(api_key=KEYS["alice"]) as client:
+            response = client.post(
+                "/v1/chat/completions", json={**body, "max_tokens": 200}, headers=headers
+            )
+            response.raise_for_status()
+
+    with ThreadPoolExecutor(num_threads) as pool:
+        list(pool.map(call, range(num_threads)))
+    return program_id
+
+
 def _missing(what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} (CI must run the UI tests: `make test` installs it)")
@@ -46,6 +66,8 @@ class KnownRun:
     server: LiveServer
     map_reduce: ExampleRun
     loop_program_id: str
+    burst_program_id: str
+    """Parallel long calls that overflow the engines' KV cache, so some get preempted."""
 
     def api(self, key: str = "alice") -> Any:
         return self.server.client(api_key=KEYS[key])
@@ -94,5 +116,6 @@ def known_run() -> Iterator[KnownRun]:
     finally:
         autellix_graph.uninstrument()
         patch.undo()
-    yield KnownRun(server, run, loop_id)
+    burst_id = run_burst(server)
+    yield KnownRun(server, run, loop_id, burst_id)
     server.stop()
