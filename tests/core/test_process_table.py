@@ -11,6 +11,7 @@ from autellix_backend.core import (
     CallProgress,
     DuplicateError,
     InvalidCallError,
+    ProcessTable,
     SchedulerConfig,
     SlotBudget,
     UnknownCallError,
@@ -126,3 +127,21 @@ def test_finished_calls_kept_per_program_are_bounded() -> None:
     program = sched.table.program("p")
     assert list(program.calls) == ["c7", "c8", "c9"]
     assert program.num_calls == 10
+
+
+def test_ended_programs_stay_readable_in_a_bounded_history() -> None:
+    table = ProcessTable(history_size=2)
+    for name in ("a", "b", "c"):
+        table.start_program(name, now=0.0)
+        table.end_program(name, now=1.0)
+    assert list(table.history) == ["b", "c"]  # the oldest went first
+    assert table.finished("a") is None
+    ended = table.finished("c")
+    assert ended is not None and ended.state == "finished" and ended.end_time == 1.0
+    table.start_program("once", now=2.0)
+    table.end_program("once", keep=False)  # an untagged call's own program
+    assert table.finished("once") is None
+    table.start_program("c", now=3.0)  # the id starts a new program, history no longer has it
+    assert table.finished("c") is None and table.program("c").state == "running"
+    with pytest.raises(ValueError):
+        ProcessTable(history_size=-1)

@@ -1,0 +1,70 @@
+"""The wire protocol: codecs that round-trip, reject bad values, and need nothing but stdlib."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autellix_protocol import (
+    KEY_TOTAL_WAIT,
+    CallTag,
+    ProgramSnapshot,
+    ProtocolError,
+    ServiceReport,
+    decode_xargs,
+    encode_xargs,
+    service_of,
+)
+
+
+def test_a_tag_round_trips_through_flat_string_xargs() -> None:
+    tag = CallTag(
+        "prog",
+        thread_id="t1",
+        call_id="c9",
+        parent_ids=("c1", "c2"),
+        snapshot=ProgramSnapshot(
+            service=1.5, critical_path=2.25, total_service=3.0, total_wait=4.0
+        ),
+    )
+    xargs = encode_xargs(tag)
+    assert all(isinstance(v, str) for v in xargs.values())
+    assert decode_xargs(json.loads(json.dumps(xargs)), request_id="r") == tag
+
+
+def test_missing_fields_default_to_the_request_and_an_empty_snapshot() -> None:
+    tag = decode_xargs({KEY_TOTAL_WAIT: 2}, request_id="req-1")
+    assert (tag.program_id, tag.call_id, tag.thread_id) == ("request:req-1", "req-1", "main")
+    assert tag.snapshot == ProgramSnapshot(total_wait=2.0)
+    assert decode_xargs(None, request_id="r").snapshot == ProgramSnapshot()
+
+
+@pytest.mark.parametrize("bad", ["-1", "inf", "nan", "x", True, [1]])
+def test_a_bad_snapshot_number_is_a_protocol_error(bad: object) -> None:
+    with pytest.raises(ProtocolError):
+        decode_xargs({KEY_TOTAL_WAIT: bad}, request_id="r")
+
+
+def test_service_reports_round_trip_and_tolerate_unknown_keys() -> None:
+    report = ServiceReport("c", "r", "p", 0.75, wait=0.5, num_preemptions=2, aborted=True)
+    wire = {**report.as_dict(), "program_service": 9.0}  # an older engine's extra field
+    assert ServiceReport.from_dict(wire) == report
+    assert service_of(wire) == 0.75
+    assert service_of({"service": "n/a"}) is None and service_of(None) is None
+    with pytest.raises(ProtocolError):
+        ServiceReport.from_dict({"call_id": "c"})
+
+
+def test_the_package_imports_only_the_standard_library() -> None:
+    code = (
+        "import sys; before = set(sys.modules); import autellix_protocol;"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before};"
+        "print(sorted(m for m in new if m not in sys.stdlib_module_names))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "['autellix_protocol']"
