@@ -214,7 +214,8 @@ def _assembled(stream: Any) -> dict[str, Any]:
         for choice in data.pop("choices"):
             _merge(choices.setdefault(choice["index"], {}), choice)
         rest.update({k: v for k, v in data.items() if v is not None})
-    return _plain({**rest, "choices": [choices[i] for i in sorted(choices)]})
+    assembled: dict[str, Any] = _plain({**rest, "choices": [choices[i] for i in sorted(choices)]})
+    return assembled
 
 
 def _answer(client: Any, kind: str, request: Mapping[str, Any]) -> Any:
@@ -400,7 +401,7 @@ def test_react_agent_runs_the_tool_between_two_llm_calls(
     call_tool = llm.bind_tools([get_weather], tool_choice="get_weather")
     answer = llm.bind_tools([get_weather], tool_choice="none")
 
-    def model(state: Mapping[str, Any], runtime: Any) -> Any:
+    def model(state: Any, runtime: Any) -> Any:
         """Call the tool first; once it has answered, reply in text."""
         done = any(isinstance(m, ToolMessage) for m in state["messages"])
         return answer if done else call_tool

@@ -85,6 +85,7 @@ async def test_remote_server_streams_chat_and_reports_service(remote: RemoteVLLM
             "messages": [{"role": "user", "content": "hi"}],
             "max_tokens": 10,
             "ignore_eos": True,
+            "stream": True,
         },
         tag=tag,
     )

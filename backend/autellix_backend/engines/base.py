@@ -58,6 +58,19 @@ class EngineChunk:
     ``openai_native`` engine; the gateway relays it as is, apart from the id."""
 
 
+def event_text(event: Mapping[str, Any]) -> str:
+    """The text of an OpenAI object's first choice (chunk delta, message, or completion)."""
+    choices = event.get("choices") or ()
+    if not choices:
+        return ""
+    choice = choices[0]
+    for key in ("delta", "message"):
+        holder = choice.get(key)
+        if isinstance(holder, Mapping):
+            return str(holder.get("content") or "")
+    return str(choice.get("text") or "")
+
+
 @dataclass(frozen=True, slots=True)
 class EngineLoad:
     num_running: int = 0

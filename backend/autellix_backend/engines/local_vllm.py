@@ -30,6 +30,7 @@ from autellix_backend.engines.base import (
     EngineLoad,
     EngineRequest,
     RequestRejected,
+    event_text,
 )
 from autellix_backend.engines.vllm_serving import CallMeter, VLLMServing
 from autellix_protocol.report import REPORT_KEY
@@ -228,7 +229,9 @@ class LocalVLLMEngine(EngineAdapter):
         try:
             async for event in serving.respond(request.kind, self._engine_body(request), meter):
                 yield (
-                    EngineChunk() if event is None else EngineChunk(text=_text(event), event=event)
+                    EngineChunk()
+                    if event is None
+                    else EngineChunk(text=event_text(event), event=event)
                 )
         except (EngineError, RequestRejected):
             raise
@@ -289,17 +292,3 @@ def plugin_config(config: SchedulerConfig, *, engine_id: str) -> dict[str, Any]:
     values["queue_boundaries"] = list(config.queue_boundaries)
     values["engine_id"] = engine_id
     return values
-
-
-def _text(event: Mapping[str, Any]) -> str:
-    """The text of an OpenAI object's first choice (for callers that only read text)."""
-    choices = event.get("choices") or ()
-    if not choices:
-        return ""
-    choice = choices[0]
-    for holder in (choice.get("delta"), choice.get("message"), choice):
-        if isinstance(holder, Mapping):
-            text = holder.get("content") if holder is not choice else holder.get("text")
-            if isinstance(text, str):
-                return text
-    return ""

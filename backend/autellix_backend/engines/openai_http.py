@@ -1,7 +1,12 @@
-"""Shared streaming client for engines that speak the OpenAI HTTP API (httpx, SSE).
+"""Shared client for engines that speak the OpenAI HTTP API (httpx, SSE).
 
 ``RemoteVLLMEngine`` and ``OpenAICompatEngine`` differ only in what they add to each request
 body (the Autellix metadata, or a priority hint) and in where the call's service comes from.
+The request goes to the server as the client sent it (streamed or not), and the server's own
+objects come back in ``EngineChunk.event`` for the gateway to relay: tool calls, logprobs,
+``n`` choices and vLLM's extensions reach the client as the server wrote them. A streamed
+call always asks the server for usage (the table needs it); the usage chunk reaches the
+client only when it asked for it too.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from autellix_backend.engines.base import (
     EngineRequest,
     EngineUsage,
     RequestKind,
+    event_text,
 )
 
 log = logging.getLogger("autellix.engines.http")
@@ -30,7 +36,7 @@ _PATHS = {RequestKind.CHAT: "/v1/chat/completions", RequestKind.COMPLETION: "/v1
 
 
 class OpenAIHTTPEngine(EngineAdapter):
-    """An OpenAI-compatible server reached over HTTP; every call is streamed.
+    """An OpenAI-compatible server reached over HTTP; its answers are relayed as they come.
 
     Args:
         engine_id: name in the gateway.
@@ -115,12 +121,18 @@ class OpenAIHTTPEngine(EngineAdapter):
 
     # Calls ---------------------------------------------------------------------
 
+    openai_native = True
+
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
         client = self._require()
         body = dict(request.body)
         body["model"] = body.get("model") or self.model
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
+        streamed = bool(body.get("stream"))
+        wants_usage = False
+        if streamed:
+            options = dict(body.get("stream_options") or {})
+            wants_usage = bool(options.get("include_usage"))
+            body["stream_options"] = {**options, "include_usage": True}
         body = self.decorate(body, request)
         self._live.add(request.request_id)
         try:
@@ -133,36 +145,49 @@ class OpenAIHTTPEngine(EngineAdapter):
                     raise EngineError(
                         f"engine {self.engine_id} answered {response.status_code}: {detail}"
                     )
-                async for chunk in self._chunks(request, response):
+                events = self._events(response) if streamed else self._whole(response)
+                async for chunk in self._chunks(request, events, wants_usage=wants_usage):
                     yield chunk
         except httpx.HTTPError as exc:
             raise EngineError(f"engine {self.engine_id} is unreachable: {exc}") from exc
         finally:
             self._live.discard(request.request_id)
 
-    async def _chunks(
-        self, request: EngineRequest, response: httpx.Response
-    ) -> AsyncIterator[EngineChunk]:
-        finish_reason: str | None = None
-        usage: Mapping[str, Any] | None = None
-        final: dict[str, Any] = {}
+    async def _events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+        """The server-sent events of a streamed answer, as objects."""
         async for line in response.aiter_lines():
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
-                break
-            event = _parse(data, self.engine_id)
+                return
+            yield _parse(data, self.engine_id)
+
+    async def _whole(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+        """A non-streamed answer, as one object."""
+        yield _parse((await response.aread()).decode(errors="replace"), self.engine_id)
+
+    async def _chunks(
+        self,
+        request: EngineRequest,
+        events: AsyncIterator[dict[str, Any]],
+        *,
+        wants_usage: bool,
+    ) -> AsyncIterator[EngineChunk]:
+        finish_reason: str | None = None
+        usage: Mapping[str, Any] | None = None
+        final: dict[str, Any] = {}
+        async for event in events:
             if event.get("kv_transfer_params"):
                 final["kv_transfer_params"] = event["kv_transfer_params"]
             if isinstance(event.get("usage"), Mapping):
                 usage = event["usage"]
-            for choice in event.get("choices") or ():
-                text = _choice_text(choice)
+            choices = event.get("choices") or ()
+            for choice in choices:
                 if choice.get("finish_reason"):
                     finish_reason = str(choice["finish_reason"])
-                if text:
-                    yield EngineChunk(text=text)
+            if choices or wants_usage:  # the usage-only chunk only when the client asked
+                yield EngineChunk(text=event_text(event), event=_without_report(event))
         service = await self.service_of(request, final)
         yield EngineChunk(
             finish_reason=finish_reason or "stop",
@@ -199,11 +224,13 @@ def _parse(data: str, engine_id: str) -> dict[str, Any]:
     return event
 
 
-def _choice_text(choice: Mapping[str, Any]) -> str:
-    delta = choice.get("delta")
-    if isinstance(delta, Mapping):
-        return str(delta.get("content") or "")
-    return str(choice.get("text") or "")
+def _without_report(event: dict[str, Any]) -> dict[str, Any]:
+    """The object as the client sees it: the plugin's report stays with the gateway."""
+    params = event.get("kv_transfer_params")
+    if not isinstance(params, Mapping) or "autellix" not in params:
+        return event
+    rest = {k: v for k, v in params.items() if k != "autellix"}
+    return {**event, "kv_transfer_params": rest or None}
 
 
 def _usage(usage: Mapping[str, Any] | None, service: float) -> EngineUsage:

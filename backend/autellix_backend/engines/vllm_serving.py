@@ -195,10 +195,11 @@ class VLLMServing:
             if not hasattr(result, "__aiter__"):
                 put(result.model_dump())
             else:
-                async for line in result:
-                    event = _event(line)
-                    if event is not None:
-                        put(event)
+                async for text in result:
+                    for line in text.splitlines():
+                        event = _event(line)
+                        if event is not None:
+                            put(event)
         except Exception as exc:
             put(_rejection(exc))
         put(_END)
@@ -255,8 +256,10 @@ _END = object()
 
 
 def _event(line: str) -> dict[str, Any] | None:
-    """One server-sent event of vLLM's stream as an object (None for ``[DONE]``)."""
-    data = line.strip().removeprefix("data:").strip()
+    """One line of vLLM's server-sent events as an object (None for ``[DONE]`` and others)."""
+    if not line.startswith("data:"):
+        return None  # blank separators and SSE comments (keep-alives)
+    data = line.removeprefix("data:").strip()
     if not data or data == "[DONE]":
         return None
     event = json.loads(data)
