@@ -102,7 +102,11 @@ def known_run() -> Iterator[KnownRun]:
         EngineSpec(kind="sim", engine_id=f"sim-{i}", model="sim", options=options) for i in range(2)
     )
     config = ServerConfig(
-        engines=engines, api_keys=KEYS, admin_key="admin", balancer="round_robin"
+        engines=engines,
+        api_keys=KEYS,
+        admin_key="admin",
+        balancer="round_robin",
+        health_interval_s=0.2,
     ).validate()
     server = LiveServer(config).start()
     patch = pytest.MonkeyPatch()

@@ -238,3 +238,23 @@ def test_json_api_is_in_the_openapi_schema(known_run: KnownRun) -> None:
     paths = httpx.get(f"{known_run.server.url}/openapi.json").json()["paths"]
     assert {"/v1/ui/programs", "/v1/ui/program", "/v1/ui/engines"} <= set(paths)
     assert "/ui" not in paths
+
+
+def test_engines_view_shows_an_engine_leave_and_rejoin_rotation(
+    known_run: KnownRun, browser: Any
+) -> None:
+    """Runs last in this module: it takes sim-1 out of rotation for a moment."""
+    ui = open_ui(browser, known_run.server.url, "alice", "/engines")
+    status = "document.querySelector('section.engine[data-engine-id=\"sim-1\"] h3 span')"
+    ui.wait_for(f"() => {status} && {status}.textContent.startsWith('healthy · 0 restarts')")
+    series = "window.autellixUI.view.view.data.engines.find(e => e.engine_id === 'sim-1').series"
+    engine = known_run.server.engine("sim-1")
+    known_run.server.run(engine.fail, "taken down by the test")
+    try:  # down until a sample of the health series has seen it
+        ui.wait_for(f"() => {status}.textContent.startsWith('unhealthy')")
+        ui.wait_for(f"() => {series}.healthy.includes(false)")
+    finally:
+        known_run.server.run(engine.recover)
+    ui.wait_for(f"() => {status}.textContent.startsWith('healthy · 1 restarts')")
+    ui.wait_for(f"() => {series}.healthy.at(-1) === true")
+    ui.assert_clean()

@@ -120,7 +120,7 @@ def list_engines(pool: EnginePool, recorder: UiRecorder) -> UiEngineList:
                 engine_id=engine_id,
                 model=slot.adapter.model,
                 healthy=slot.healthy,
-                restarts=series.restarts if series is not None else 0,
+                restarts=slot.num_restarts,
                 num_running=load.num_running,
                 num_waiting=load.num_waiting,
                 series=_engine_series(series),

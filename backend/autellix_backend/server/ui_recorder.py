@@ -1,6 +1,6 @@
 """What the tracing UI draws over time that the process table does not keep: each engine's
 queues, batch, KV usage, cache hit rate, preemptions and health, and each program's attained
-service and queue level.
+service and queue level. (Restarts are the pool's own count, ``EngineSlot.num_restarts``.)
 
 One sample a second, taken on the event loop by ``run``; each costs one pass over the engines
 and over the live programs' rows (a float compare per program), and keeps bounded rings, so
@@ -57,9 +57,6 @@ class EngineSeries:
     cache_hit_rate: deque[float | None] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
     preemptions: deque[int] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
     healthy: deque[bool] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
-    restarts: int = 0
-    """Times the engine went from out of rotation back into it."""
-    _was_healthy: bool | None = None
     _preemptions: float = 0.0
     _prompt: tuple[int, int] = (0, 0)
 
@@ -139,9 +136,6 @@ class UiRecorder:
             total = preempted.get(engine_id, 0.0)
             series.preemptions.append(int(total - series._preemptions))
             series._preemptions = total
-            if slot.healthy and series._was_healthy is False:
-                series.restarts += 1
-            series._was_healthy = slot.healthy
             series.healthy.append(slot.healthy)
 
     def _sample_programs(self, now: float) -> None:
