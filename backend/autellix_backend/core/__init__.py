@@ -33,6 +33,13 @@ from autellix_backend.core.process_table import (
     ThreadRecord,
 )
 from autellix_backend.core.queues import MultiLevelQueue
+from autellix_backend.core.retention import (
+    Hold,
+    KVRetention,
+    RetentionLedger,
+    RetentionRule,
+    ToolDurations,
+)
 from autellix_backend.core.scheduler import Scheduler
 from autellix_backend.core.tracker import ProgramTracker
 
@@ -44,8 +51,10 @@ __all__ = [
     "CallRecord",
     "CallStatus",
     "DuplicateError",
+    "Hold",
     "InvalidCallError",
     "InvalidTransitionError",
+    "KVRetention",
     "MultiLevelQueue",
     "Policy",
     "PriorityPolicy",
@@ -53,12 +62,15 @@ __all__ = [
     "ProgramRecord",
     "ProgramTracker",
     "QueueOrder",
+    "RetentionLedger",
+    "RetentionRule",
     "Scheduler",
     "SchedulerConfig",
     "SchedulerDecision",
     "ServiceUnit",
     "SlotBudget",
     "ThreadRecord",
+    "ToolDurations",
     "UnknownCallError",
     "UnknownPolicyError",
     "UnknownProfileError",

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from autellix_backend.core.errors import UnknownPolicyError
 from autellix_backend.core.registry import parse_kind
+from autellix_backend.core.retention import KVRetention, RetentionRule
 
 
 class Policy(StrEnum):
@@ -87,11 +88,16 @@ class SchedulerConfig:
     """Order inside a queue: FIFO (the paper) or least program attained service first."""
     requeue_preempted: bool = False
     """Send a preempted call to the tail of its queue (round robin) instead of keeping its place."""
+    kv_retention: KVRetention = KVRetention.OFF
+    """Keep a finished call's KV blocks through the program's tool call (see ``retention``)."""
+    retention_rule: RetentionRule = field(default_factory=RetentionRule)
+    """How long a hold lasts: TTL from the tool's expected time, weighed against memory."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", Policy.parse(self.policy))
         object.__setattr__(self, "service_unit", ServiceUnit(self.service_unit))
         object.__setattr__(self, "queue_order", QueueOrder(self.queue_order))
+        object.__setattr__(self, "kv_retention", KVRetention.parse(self.kv_retention))
         if self.num_queues < 1:
             raise ValueError("num_queues must be at least 1")
         if not self.base_quantum > 0:
