@@ -12,9 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+import autellix_graph
 from autellix_graph import protocol
+from examples import map_reduce
+from examples._common import RunContext
 from tests.ui._page import open_ui, program_page
-from tests.ui.conftest import KnownRun
+from tests.ui.conftest import KEYS, KnownRun
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -69,6 +72,31 @@ def test_dag_draws_every_node_and_edge_of_the_table(
         assert set(shown) == expected, node_id
     ui.screenshot(output_dir / f"program-{which}.png")
     ui.assert_clean()
+
+
+def test_dag_layout_is_the_same_across_refreshes_and_runs(
+    known_run: KnownRun, browser: Any
+) -> None:
+    """A second run of the same map-reduce (same documents, new ids, its own arrival order)
+    draws the same picture, and a refresh moves nothing."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AUTELLIX_API_KEY", KEYS["alice"])
+    autellix_graph.instrument(base_url=known_run.server.url, api_key=KEYS["alice"])
+    try:
+        again = map_reduce.run(RunContext(known_run.server.url, seed=3, token_scale=0.25))
+        autellix_graph.force_flush()
+    finally:
+        autellix_graph.uninstrument()
+        patch.undo()
+    layouts = []
+    for program_id in (known_run.map_reduce.program_id, again.program_id):
+        ui = program_page(browser, known_run.server.url, "alice", program_id, "alice")
+        before = ui.evaluate("window.autellixUI.view.dag.positions()")
+        ui.wait_refreshed()
+        assert ui.evaluate("window.autellixUI.view.dag.positions()") == before
+        layouts.append(sorted(map(tuple, before)))
+        ui.assert_clean()
+    assert layouts[0] == layouts[1]
 
 
 @pytest.mark.parametrize("which", ["map_reduce", "burst"])

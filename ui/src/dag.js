@@ -178,7 +178,15 @@ export class DagView {
     };
   }
 
-  /** The source labels of the visible edges into the node with table id ``nodeId``. */
+  /** Every drawn node's label and position, rounded to the pixel (tests compare layouts). */
+  positions() {
+    return this.cy.nodes("node.call, node.ghost").map((n) => {
+      const p = n.position();
+      return [n.data("label"), Math.round(p.x), Math.round(p.y)];
+    });
+  }
+
+  /** The table ids of the nodes with a visible edge into the node with table id ``nodeId``. */
   parentsOf(nodeId) {
     const node = this.cy.nodes("node.call").filter((n) => n.data("nodeId") === nodeId);
     return node.incomers("node").map((p) => p.data("nodeId"));
