@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from autellix_backend.server.pool import MAX_PROBE_TIMEOUTS
 from tests.server.conftest import LiveServer, sim_config
 
 LONG = {"model": "sim", "messages": [{"role": "user", "content": "go"}], "max_tokens": 400}
@@ -96,23 +97,41 @@ def _aborted_reaches(live: LiveServer, count: float) -> bool:
 
 
 def test_a_busy_engine_whose_probe_times_out_keeps_serving(serve: Any) -> None:
-    """A probe that times out (a loaded CPU engine) must not fail the calls in flight;
-    only MAX_PROBE_TIMEOUTS timeouts in a row take the engine out of rotation."""
-    live: LiveServer = serve(sim_config(1, health_interval_s=0.2, health_timeout_s=0.1))
-    engine = live.engine("sim-0")
+    """A probe that times out (a loaded CPU engine) must not fail the calls in flight; only
+    MAX_PROBE_TIMEOUTS timeouts in a row take the engine out of rotation.
 
-    async def slow_probe() -> bool:
-        await asyncio.sleep(0.5)
+    The test decides each probe's outcome and waits for the pool to have acted on it (the
+    next probe has started), so nothing depends on how fast the machine is."""
+    live: LiveServer = serve(sim_config(1, health_interval_s=0.05, health_timeout_s=60))
+    engine = live.engine("sim-0")
+    outcomes: asyncio.Queue[str] = live.run(asyncio.Queue)
+    started: list[int] = []
+
+    async def scripted_probe() -> bool:
+        started.append(1)
+        if await outcomes.get() == "timeout":
+            raise TimeoutError  # what asyncio.wait_for raises for a probe past its timeout
         return True
+
+    def probe(outcome: str) -> None:
+        """Answer the waiting probe; return once the pool has taken it in."""
+        count = len(started)
+        live.run(outcomes.put_nowait, outcome)
+        _wait_for(lambda: len(started) > count)
 
     real_probe = engine.health
     with httpx.Client(base_url=live.url, timeout=60) as client:
-        live.run(setattr, engine, "health", slow_probe)
-        # One or two probes have timed out: the engine is still in rotation and serving.
-        time.sleep(0.45)
-        assert client.get("/healthz").status_code == 200
-        assert client.post("/v1/chat/completions", json=SHORT).status_code == 200
-        # Timeouts keep coming: after MAX_PROBE_TIMEOUTS in a row the engine leaves rotation.
+        live.run(setattr, engine, "health", scripted_probe)
+        _wait_for(lambda: len(started) > 0)
+        for outcome in ("timeout", "timeout", "ok", "timeout", "timeout"):
+            probe(outcome)
+            # Never three timeouts in a row: the engine stays in rotation and serves.
+            assert client.get("/healthz").json()["engines"] == {"sim-0": True}
+            assert client.post("/v1/chat/completions", json=SHORT).status_code == 200
+        assert MAX_PROBE_TIMEOUTS == 3
+        live.run(outcomes.put_nowait, "timeout")
         _wait_for(lambda: client.get("/healthz").status_code == 503)
+        # A probe that answers brings it back.
         live.run(setattr, engine, "health", real_probe)
+        live.run(outcomes.put_nowait, "ok")
         _wait_for(lambda: client.get("/healthz").status_code == 200)

@@ -34,18 +34,43 @@ def test_metrics_cover_queues_preemptions_latency_and_cache(serve: Any) -> None:
             }
             r = client.post("/v1/chat/completions", json=body, headers={HEADER_PROGRAM_ID: "m"})
             assert r.status_code == 200
+        assert live.metric("autellix_programs") == 1
         client.delete("/v1/programs/m")
         text = client.get("/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    levels = {s.labels["level"] for s in families["autellix_calls_by_priority_level"].samples}
-    assert levels == {str(i) for i in range(1, 9)}
-    assert {s.labels["level"] for s in families["autellix_engine_queue_length"].samples}
-    assert "autellix_preemptions" in families
+    levels = families["autellix_calls_by_priority_level"].samples
+    assert {s.labels["level"] for s in levels} == {str(i) for i in range(1, 9)}
+    assert {s.labels["state"] for s in levels} == {"waiting", "running"}
+    assert all(s.value == 0 for s in levels)  # nothing in flight
+    queues = families["autellix_engine_queue_length"].samples
+    assert queues and all(s.value == 0 for s in queues)
+    assert live.metric("autellix_preemptions_total", engine="sim-0") == 0
+    assert live.metric("autellix_calls_total", engine="sim-0", outcome="finished") == 3
+    assert live.metric("autellix_completion_tokens_total", engine="sim-0") == 9
     assert live.metric("autellix_call_latency_seconds_count", engine="sim-0") == 3
+    assert live.metric("autellix_call_ttft_seconds_count", engine="sim-0") == 3
     assert live.metric("autellix_program_latency_seconds_count") == 1
+    assert live.metric("autellix_programs") == 0
     # The shared system prompt is served from the simulated prefix cache after the first call.
+    prompt = live.metric("autellix_prompt_tokens_total", engine="sim-0")
+    cached = live.metric("autellix_cached_prompt_tokens_total", engine="sim-0")
+    assert 0 < cached < prompt
     assert 0 < live.metric("autellix_engine_cache_hit_rate", engine="sim-0") < 1
     assert live.metric("autellix_requests_total", route="/v1/chat/completions", status="200") == 3
+
+
+def test_calls_in_flight_are_counted_by_state_and_starting_level(serve: Any) -> None:
+    live: LiveServer = serve(sim_config(1))
+    body = {"model": "sim", "messages": [{"role": "user", "content": "go"}], "max_tokens": 2000}
+    with (
+        live.client() as client,
+        client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as held,
+    ):
+        lines = held.iter_lines()  # kept: dropping the iterator would close the stream
+        next(lines)  # the first token is out: the call is running
+        running = live.metric("autellix_calls_by_priority_level", state="running", level="1")
+        inflight = live.metric("autellix_engine_inflight_calls", engine="sim-0")
+    assert (running, inflight) == (1, 1)
 
 
 def test_healthz_reports_engines(server: LiveServer) -> None:
