@@ -158,6 +158,22 @@ def test_programs_view_updates_live_without_reload(
     ui.assert_clean()
 
 
+def test_programs_view_filters_and_sorts(known_run: KnownRun, browser: Any) -> None:
+    ui = open_ui(browser, known_run.server.url, "alice")
+    rows = "[...document.querySelectorAll('#programs-table tbody tr')]"
+    ui.wait_for(f"() => {rows}.length >= 3")
+    ui.page.fill("#program-filter", "loop-")
+    assert ui.evaluate(f"{rows}.map(r => r.dataset.programId)") == [known_run.loop_program_id]
+    ui.page.fill("#program-filter", "")
+    calls = f"{rows}.map(r => Number(r.children[4].textContent))"
+    ui.page.click("th[data-key=num_calls]")
+    ascending = ui.evaluate(calls)
+    assert ascending == sorted(ascending) and len(ascending) >= 3
+    ui.page.click("th[data-key=num_calls]")
+    assert ui.evaluate(calls) == sorted(ascending, reverse=True)
+    ui.assert_clean()
+
+
 def test_a_key_sees_only_its_programs_and_the_admin_sees_all(
     known_run: KnownRun, browser: Any
 ) -> None:
