@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from autellix_backend.server.metrics import ServiceMetrics
     from autellix_backend.server.pool import EnginePool
     from autellix_backend.server.programs import ProgramRegistry
+
+log = logging.getLogger("autellix.server.ui")
 
 SAMPLE_INTERVAL_S = 1.0
 MAX_POINTS = 600
@@ -104,7 +107,10 @@ class UiRecorder:
     async def run(self, interval_s: float = SAMPLE_INTERVAL_S) -> None:
         """Sample forever (the app runs this as a background task)."""
         while True:
-            self.sample()
+            try:
+                self.sample()
+            except Exception:  # a failing engine adapter must not stop the other series
+                log.exception("UI sample failed")
             await asyncio.sleep(interval_s)
 
     def sample(self, now: float | None = None) -> None:
