@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 
 import pytest
 
@@ -77,10 +76,8 @@ async def test_aborted_request_frees_its_slot(plas_engine: LocalVLLMEngine) -> N
     assert all(r[-1].usage.completion_tokens == 12 for r in results)
 
 
-def _short_latency(result: ReplayResult) -> float:
-    return float(
-        statistics.mean(p.latency for p in result.programs if p.program_id.startswith("short"))
-    )
+def _finish_times(result: ReplayResult, prefix: str) -> list[float]:
+    return [p.finish_time for p in result.programs if p.program_id.startswith(prefix)]
 
 
 def _check_complete(result: ReplayResult, programs: list[ProgramSpec]) -> None:
@@ -98,12 +95,17 @@ async def test_short_programs_finish_sooner_under_plas_than_fcfs_and_nothing_is_
     _check_complete(fcfs, programs)
     _check_complete(plas, programs)
 
-    ratio = _short_latency(fcfs) / _short_latency(plas)
-    print(
-        f"\nshort-program mean latency: FCFS {_short_latency(fcfs):.2f} s, "
-        f"PLAS {_short_latency(plas):.2f} s, ratio {ratio:.2f}x"
+    # Orders of events, not wall-clock ratios (the speed-up is measured in benchmarks/):
+    # under FCFS the long programs' first calls hold both batch slots and every short program
+    # ends after one of them; under PLAS the long calls are demoted once past Q1, and every
+    # short program ends before either long program.
+    first_long_call = min(
+        c.finish_time
+        for c in fcfs.calls
+        if c.call_id.endswith("-c0") and c.program_id.startswith("long")
     )
-    assert ratio > 1.5
+    assert min(_finish_times(fcfs, "short")) > first_long_call
+    assert max(_finish_times(plas, "short")) < min(_finish_times(plas, "long"))
 
     assert all(c.usage is not None and c.usage.service > 0 for c in plas.calls)
     preemptions = {c.call_id: c.report["num_preemptions"] for c in plas.calls}
