@@ -36,20 +36,20 @@ def test_ttl_covers_the_tool_with_slack_when_cheap() -> None:
     rule = RetentionRule(ttl_slack=2.0, max_ttl=30.0)
     assert _ttl(rule) == pytest.approx(4.0)
     assert _ttl(rule, expected_tool_seconds=20.0, recompute_seconds=10.0) == 30.0  # max_ttl
-    # A tool longer than the break-even point (0.2 / (0.5 * 0.01) = 40 s): no hold at all.
-    assert _ttl(rule, expected_tool_seconds=100.0) == 0.0
+    # A tool longer than the break-even point (0.2 / (0.1 * 0.5 * 0.01) = 400 s): no hold.
+    assert _ttl(rule, expected_tool_seconds=500.0) == 0.0
 
 
 def test_no_hold_when_memory_costs_more_than_the_prefill_saved() -> None:
     rule = RetentionRule()
-    # 500 of 1000 blocks held at full memory for 2 s costs 1 engine-second > 0.2 s of prefill.
-    assert _ttl(rule, num_blocks=500, num_used_blocks=1000) == 0.0
+    # 500 of 1000 blocks held at full memory for 2 s costs 0.1 engine-seconds > 0.05 s saved.
+    assert _ttl(rule, num_blocks=500, num_used_blocks=1000, recompute_seconds=0.05) == 0.0
     # The same hold on a nearly idle engine is worth it.
     assert _ttl(rule, num_blocks=500, num_used_blocks=500, recompute_seconds=1.0) > 0.0
 
 
 def test_ttl_is_cut_to_break_even_under_pressure() -> None:
-    rule = RetentionRule(ttl_slack=4.0)
+    rule = RetentionRule(ttl_slack=4.0, memory_value=1.0)
     # cost rate = 1.0 * 100/1000 = 0.1/s; break-even = 0.3 / 0.1 = 3 s, between 2 s and 8 s.
     assert _ttl(rule, num_blocks=100, num_used_blocks=1000, recompute_seconds=0.3) == (
         pytest.approx(3.0)

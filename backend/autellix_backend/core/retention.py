@@ -52,11 +52,14 @@ class RetentionRule:
     """How long to hold a finished call's blocks (Continuum-style TTL).
 
     A hold of ``b`` blocks out of ``B`` for ``t`` seconds takes the fraction ``b / B`` of the
-    batch's memory for ``t``; when the memory is a fraction ``u`` full, that costs about
-    ``u * (b / B) * t`` engine-seconds of batch capacity. It saves the prefill of the
-    held tokens, ``recompute_seconds``. The hold is made when it saves more than it costs
-    over the whole expected tool time; the TTL is the expected time times ``ttl_slack`` (tool
-    times are right-skewed), cut back to the break-even point and to ``max_ttl``.
+    memory for ``t``. When the memory is a fraction ``u`` full, the other calls lose about
+    ``memory_value * u * (b / B) * t`` engine-seconds (the prefill their evicted blocks will
+    cost, or the batch slots they wait for). The hold saves the prefill of the held tokens,
+    ``recompute_seconds``. It is made when it saves more than it costs over the whole
+    expected tool time; the TTL is the expected time times ``ttl_slack`` (tool times are
+    right-skewed), cut back to the break-even point and to ``max_ttl``. A hold also yields
+    whenever a higher-priority call needs its blocks (``RetentionLedger.yield_to``), so its
+    cost is bounded by the lower-priority work it delays.
     """
 
     default_tool_seconds: float = 1.0
@@ -67,6 +70,8 @@ class RetentionRule:
     """Longest hold in seconds, whatever the tool."""
     min_pressure: float = 0.05
     """Floor of the memory-pressure weight (an idle engine's memory is not quite free)."""
+    memory_value: float = 0.1
+    """Engine-seconds other calls lose per second the whole pool is held at full pressure."""
 
     def __post_init__(self) -> None:
         if not (self.default_tool_seconds >= 0 and self.max_ttl >= 0):
@@ -75,6 +80,8 @@ class RetentionRule:
             raise ValueError("ttl_slack must be at least 1")
         if not 0 < self.min_pressure <= 1:
             raise ValueError("min_pressure must be in (0, 1]")
+        if not self.memory_value > 0:
+            raise ValueError("memory_value must be positive")
 
     def ttl(
         self,
@@ -97,7 +104,8 @@ class RetentionRule:
         if num_blocks <= 0 or num_total_blocks <= 0 or recompute_seconds <= 0:
             return 0.0
         pressure = max(self.min_pressure, min(1.0, num_used_blocks / num_total_blocks))
-        cost_rate = pressure * num_blocks / num_total_blocks  # engine-seconds per second held
+        # engine-seconds lost by others per second held
+        cost_rate = self.memory_value * pressure * num_blocks / num_total_blocks
         break_even = recompute_seconds / cost_rate
         if break_even < expected_tool_seconds:
             return 0.0  # the hold would cost more than the prefill it saves

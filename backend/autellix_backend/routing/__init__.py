@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from autellix_backend.routing.base import Balancer
+from autellix_backend.routing.cache_aware import CacheAwareBalancer
 from autellix_backend.routing.least_used import LeastUsedBalancer
 from autellix_backend.routing.locality import LocalityBalancer
 from autellix_backend.routing.prefix_aware import PrefixAwareBalancer
@@ -25,6 +26,7 @@ from autellix_backend.routing.types import (
 __all__ = [
     "Balancer",
     "BalancerKind",
+    "CacheAwareBalancer",
     "EngineView",
     "LeastUsedBalancer",
     "LocalityBalancer",

@@ -13,6 +13,8 @@ class Balancer(ABC):
 
     uses_block_hashes: bool = False
     """Whether ``choose`` reads ``RouteRequest.block_hashes`` (callers may skip hashing)."""
+    uses_kv_events: bool = False
+    """Whether the balancer wants the engines' KV events (``on_kv_event``)."""
 
     @abstractmethod
     def choose(self, request: RouteRequest, engines: Sequence[EngineView]) -> str:
@@ -24,6 +26,14 @@ class Balancer(ABC):
 
     def on_program_finished(self, program_id: str) -> None:
         """Forget per-program state when a program's session ends."""
+        return None
+
+    def on_kv_event(self, engine_id: str, stored: Sequence[int], removed: Sequence[int]) -> None:
+        """Hear that an engine cached (``stored``) or evicted (``removed``) block hashes.
+
+        The engines' KV events (vLLM's ``BlockStored`` / ``BlockRemoved``); only balancers
+        that set ``uses_kv_events`` need them.
+        """
         return None
 
 

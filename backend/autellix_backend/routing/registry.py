@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from autellix_backend.core.registry import parse_kind
 from autellix_backend.routing.base import Balancer
+from autellix_backend.routing.cache_aware import CacheAwareBalancer
 from autellix_backend.routing.least_used import LeastUsedBalancer
 from autellix_backend.routing.locality import LocalityBalancer
 from autellix_backend.routing.prefix_aware import PrefixAwareBalancer
@@ -24,6 +25,8 @@ class BalancerKind(StrEnum):
     """Autellix: short calls to the least-used engine, long calls to their program's engine."""
     PREFIX_AWARE = "prefix_aware"
     """SGLang-style cache-aware routing with a load-imbalance fallback."""
+    CACHE_AWARE = "cache_aware"
+    """Longest prefix the engines report caching (KV events), ties by load; retained stay."""
 
     @classmethod
     def parse(cls, name: str | BalancerKind) -> BalancerKind:
@@ -55,6 +58,7 @@ BALANCERS: dict[BalancerKind, Callable[[BalancerOptions], Balancer]] = {
         cache_threshold=o.cache_threshold,
         max_blocks_per_engine=o.max_blocks_per_engine,
     ),
+    BalancerKind.CACHE_AWARE: lambda _: CacheAwareBalancer(),
 }
 """Each balancer kind's factory."""
 

@@ -35,3 +35,5 @@ class EngineView:
     num_calls: int
     """LLM calls on the engine, waiting or running (the paper's load metric)."""
     healthy: bool = True
+    retained_program_ids: frozenset[str] = frozenset()
+    """Programs whose KV the engine holds through a tool call (see ``core.retention``)."""

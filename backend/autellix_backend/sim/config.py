@@ -71,7 +71,8 @@ class SimConfig:
     num_engines: int = 1
     """Number of engine replicas; they share one global process table."""
     balancer: str = "locality"
-    """Balancer across engines: ``round_robin``, ``least_used``, ``locality``, ``prefix_aware``."""
+    """Balancer across engines: ``round_robin``, ``least_used``, ``locality``, ``prefix_aware``,
+    ``cache_aware``."""
     locality_threshold: int = 2048
     """Locality balancer: calls with more prompt tokens than this go to their program's engine."""
     seed: int = 0

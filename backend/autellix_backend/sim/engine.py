@@ -10,6 +10,14 @@ duration, ``complete_step()`` applies it once that time has passed (``step`` doe
 Calls may be added while a step is in flight; they join at the next step. When nothing
 waits, ``start_step(now, until=t)`` fuses the decode steps that would start before ``t``
 into one (same result, fewer scheduler invocations), which is how the simulator runs fast.
+
+KV retention (``SchedulerConfig.kv_retention``): a finished call whose program will call again
+(``add_call(retain_for=...)``) may keep its blocks for a TTL chosen by the core's
+``RetentionRule``. The hold ends when the program's next call arrives here, when the
+TTL runs out (checked at each step), when the program ends or is aborted, or when a waiting
+call of higher priority (or any call, if nothing else can run) needs the blocks. Released
+blocks stay in the prefix cache as the most recently used, so the next call, admitted at
+the next step, finds them.
 """
 
 from __future__ import annotations
@@ -22,7 +30,11 @@ from dataclasses import dataclass
 from autellix_backend.core import (
     CallArrival,
     CallProgress,
+    CallRecord,
+    Hold,
     InvalidCallError,
+    KVRetention,
+    RetentionLedger,
     Scheduler,
     SchedulerConfig,
     UnknownCallError,
@@ -30,7 +42,7 @@ from autellix_backend.core import (
 from autellix_backend.sim.budget import Grant, KVBatchBudget
 from autellix_backend.sim.config import EngineConfig, PreemptionMode
 from autellix_backend.sim.hashing import key_id, prompt_segments
-from autellix_backend.sim.kv_cache import KVCache
+from autellix_backend.sim.kv_cache import BlockTable, KVCache
 from autellix_backend.sim.profiles import CostModel, get_profile
 from autellix_backend.sim.results import CallResult, EngineStats
 from autellix_backend.sim.sequence import SeqState, SimSequence
@@ -138,6 +150,11 @@ class SimEngine:
         self._last_streams: OrderedDict[str, tuple[list[tuple[int, int]], list[int]]] = (
             OrderedDict()
         )
+        self.retention: RetentionLedger[BlockTable] = RetentionLedger()
+        """Blocks kept for programs in a tool call."""
+        self._retain_for: dict[str, float] = {}
+        self.num_holds = 0
+        """Holds made (a finished call's blocks kept for its program's next call)."""
 
     # Calls ---------------------------------------------------------------------
 
@@ -149,10 +166,13 @@ class SimEngine:
         now: float,
         *,
         output_key: str | None = None,
+        retain_for: float | None = None,
     ) -> None:
         """Queue a call; it generates exactly ``output_tokens`` tokens.
 
         The call is ranked by ``arrival.snapshot`` (its program as the front end sees it).
+        ``retain_for`` is the expected time until the program's next call when one follows
+        (a tool call); with ``kv_retention`` on, the call's blocks may be kept that long.
 
         Raises:
             InvalidCallError: bad token counts, or a call larger than the whole KV cache.
@@ -184,6 +204,10 @@ class SimEngine:
             arrival_time=now,
             hashes=self._known_hashes(arrival.program_id, segments),
         )
+        # The program is back: its held blocks become the most recently cached ones.
+        self.release_program(arrival.program_id)
+        if retain_for is not None and self.scheduler.config.kv_retention is not KVRetention.OFF:
+            self._retain_for[arrival.call_id] = retain_for
 
     def abort_call(self, call_id: str, now: float) -> None:
         """Drop a call (client gone); its KV is freed and its service still counts."""
@@ -191,7 +215,19 @@ class SimEngine:
         if seq is None:
             raise UnknownCallError(call_id)
         self.scheduler.abort_call(call_id, now)
+        self._retain_for.pop(call_id, None)
         self._drop(seq)
+        self.release_program(seq.program_id)
+
+    def release_program(self, program_id: str) -> None:
+        """Free the program's retained blocks, if any (it ended, was aborted, or moved on)."""
+        hold = self.retention.take(program_id)
+        if hold is not None:
+            self.kv.release(hold.payload)
+
+    def retained_program_ids(self) -> frozenset[str]:
+        """Programs whose KV this engine retains now (a cache-aware balancer pins them)."""
+        return frozenset(h.program_id for h in self.retention)
 
     # Views ---------------------------------------------------------------------
 
@@ -245,6 +281,9 @@ class SimEngine:
         """
         if self._pending is not None:
             raise RuntimeError("complete_step() must be called before the next start_step()")
+        if len(self.retention):
+            for hold in self.retention.expired(now):
+                self.kv.release(hold.payload)
         if not self._seqs:
             return None
         work = self._continued_batch() if self._continues_batch() else None
@@ -314,6 +353,7 @@ class SimEngine:
                 continue
             record = self.scheduler.finish_call(seq.call_id, end)
             self._remember_stream(seq)
+            self._maybe_hold(seq, record, end)
             self._drop(seq)
             self._stats.num_calls += 1
             finished.append(
@@ -370,7 +410,10 @@ class SimEngine:
         running = self.scheduler.running
         seqs = self._seqs
         decodes = sum(1 for cid in running if seqs[cid].is_decoding)
+        if len(self.retention):
+            self._yield_holds()
         budget = KVBatchBudget(self.config, self.kv, seqs, num_running_decodes=decodes)
+        budget.blocks_left -= self._num_held_blocks()
         decision = self.scheduler.schedule(budget, now)
         swap_time = sum(self._preempt(seqs[c.call_id]) for c in decision.preempted)
         grants = [budget.grants[c.call_id] for c in decision.scheduled]
@@ -553,6 +596,64 @@ class SimEngine:
             else:
                 hi = mid - 1
         return lo
+
+    # Retention -----------------------------------------------------------------
+
+    def _maybe_hold(self, seq: SimSequence, record: CallRecord, now: float) -> None:
+        """Keep a finished call's blocks for its program's next call when the rule says so."""
+        expected = self._retain_for.pop(seq.call_id, None)
+        if expected is None:
+            return
+        table, kv, bs = seq.table, self.kv, self.config.block_size
+        exclusive = len(table.blocks) - table.num_shared
+        ttl = self.scheduler.config.retention_rule.ttl(
+            expected_tool_seconds=expected,
+            recompute_seconds=self.model.prefill_time(exclusive * bs, table.num_shared * bs),
+            num_blocks=exclusive,
+            num_used_blocks=kv.num_blocks - kv.num_free_blocks,
+            num_total_blocks=kv.num_blocks,
+        )
+        if ttl <= 0:
+            return
+        seq.table = BlockTable()  # the hold takes the table; the call releases an empty one
+        old = self.retention.hold(
+            Hold(
+                seq.program_id,
+                table,
+                num_blocks=exclusive,
+                expires_at=now + ttl,
+                priority=record.priority + record.service,
+            )
+        )
+        if old is not None:
+            kv.release(old.payload)
+        self.num_holds += 1
+
+    def _num_held_blocks(self) -> int:
+        """Blocks only holds keep (a budget cannot free them by preempting a call)."""
+        return sum(len(h.payload.blocks) - h.payload.num_shared for h in self.retention)
+
+    def _yield_holds(self) -> None:
+        """Free holds a waiting call needs: it outranks them, or nothing else can run."""
+        waiting = self.scheduler.waiting()
+        if not waiting:
+            return
+        head = waiting[0]
+        seq = self._seqs[head.call_id]
+        bs = self.config.block_size
+        if seq.state is SeqState.UNCOMPUTED:
+            length = seq.stream_len
+            hits = self.kv.match(seq.ensure_hashes(length, bs))
+            need = -(-length // bs) - len(hits)
+        else:
+            need = seq.num_swapped_blocks + 1
+        need += self.scheduler.num_running  # room for the running calls to grow a block
+        short = need - self.kv.num_free_blocks
+        if short <= 0:
+            return
+        force = self.scheduler.num_running == 0
+        for hold in self.retention.yield_to(short, priority=head.priority, force=force):
+            self.kv.release(hold.payload)
 
     def _register_full_blocks(self, seq: SimSequence) -> None:
         bs = self.config.block_size

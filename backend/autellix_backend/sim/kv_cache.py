@@ -3,14 +3,16 @@
 Blocks are shared by reference count. A full block whose content hash is registered stays
 cached after its last holder releases it, and is reused by any later call whose prompt
 starts with the same blocks, until free space runs out and the least recently released
-cached block is evicted. Each holder's ``BlockTable`` counts how many of its blocks are
-shared with another holder, so the engine knows what preempting it would free.
+cached block is evicted. A ``listener`` hears which hashes become findable and which are
+evicted, as vLLM's KV events tell routers (``BlockStored`` / ``BlockRemoved``). Each
+holder's ``BlockTable`` counts how many of its blocks are shared with another holder, so the
+engine knows what preempting it would free.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -25,6 +27,10 @@ class BlockTable:
     blocks: list[int] = field(default_factory=list)
     num_shared: int = 0
     """How many of ``blocks`` another table also holds."""
+
+
+KVEventListener = Callable[[Sequence[int], Sequence[int]], None]
+"""Called with (hashes stored, hashes removed) whenever the prefix cache changes."""
 
 
 class KVCache:
@@ -54,6 +60,8 @@ class KVCache:
         self.num_evictions = 0
         self.num_query_tokens = 0
         self.num_hit_tokens = 0
+        self.listener: KVEventListener | None = None
+        """Hears prefix-cache changes (for cache-aware routing); None when nobody listens."""
 
     # Views --------------------------------------------------------------------
 
@@ -131,6 +139,8 @@ class KVCache:
             if old is not None:
                 del self._by_hash[old]
                 self._hash_of[block] = None
+                if self.listener is not None:
+                    self.listener((), (old,))
             self.num_evictions += 1
             new.append(block)
         refs, owner = self._refs, self._owner
@@ -147,16 +157,22 @@ class KVCache:
             return
         self._hash_of[block] = block_hash
         self._by_hash[block_hash] = block
+        if self.listener is not None:
+            self.listener((block_hash,), ())
 
     def register_many(self, blocks: Sequence[int], hashes: Sequence[int]) -> None:
         """``register`` for pairs of blocks and hashes."""
         if not self.enable_prefix_caching:
             return
         hash_of, by_hash = self._hash_of, self._by_hash
+        stored: list[int] = []
         for block, block_hash in zip(blocks, hashes, strict=True):
             if hash_of[block] is None and block_hash not in by_hash:
                 hash_of[block] = block_hash
                 by_hash[block_hash] = block
+                stored.append(block_hash)
+        if stored and self.listener is not None:
+            self.listener(stored, ())
 
     def release(self, table: BlockTable) -> None:
         """Drop all of ``table``'s references, last block first (so tails are evicted first)."""

@@ -7,6 +7,13 @@ the program's new snapshot is pushed to every engine's queue. A call is released
 parents have finished plus its ``delay_before`` (tool or human time). A program's session ends
 when its last call finishes. The run is deterministic: ties are broken by event kind, then by
 the order events were created.
+
+With ``kv_retention`` on, each call is sent with the time its program is expected to be away
+after it: in ``dag`` mode only when the DAG has a child call, for the expected duration of
+the tool before that child (``ProgramSpec.metadata["tool:<child call id>"]``, learnt from the
+delays seen so far); in ``ttl`` mode after every call, for the default tool time. A
+program's holds on other engines are released when its next call is routed elsewhere, and
+all of them when it ends.
 """
 
 from __future__ import annotations
@@ -22,15 +29,18 @@ from autellix_backend.core import (
     AutellixError,
     CallArrival,
     InvalidCallError,
+    KVRetention,
     Policy,
     ProcessTable,
     ProgramTracker,
+    ToolDurations,
 )
 from autellix_backend.routing import EngineView, RouteRequest, make_balancer
 from autellix_backend.sim.config import SimConfig
 from autellix_backend.sim.engine import SimEngine
 from autellix_backend.sim.events import CallRelease, Event, ProgramArrival, StepStart
 from autellix_backend.sim.hashing import prompt_block_hashes
+from autellix_backend.sim.kv_cache import KVEventListener
 from autellix_backend.sim.oracle import estimate_call_service
 from autellix_backend.sim.profiles import get_profile
 from autellix_backend.sim.results import CallResult, ProgramResult, SimResult
@@ -77,6 +87,11 @@ class Simulator:
             self.tracker.subscribe(engine.scheduler.refresh)
         _validate(programs, self.engines[0].kv.num_blocks, config.engine.block_size)
         self.balancer = make_balancer(config.balancer, locality_threshold=config.locality_threshold)
+        if self.balancer.uses_kv_events:
+            for engine in self.engines:
+                engine.kv.listener = self._kv_listener(engine.engine_id)
+        self.tools = ToolDurations(config.scheduler.retention_rule.default_tool_seconds)
+        """Expected tool durations, learnt from the delays the run has seen."""
         self.engine_busy = [False] * len(self.engines)
         self._engine_index = {e.engine_id: i for i, e in enumerate(self.engines)}
         self._programs = sorted(programs, key=lambda p: p.arrival_time)
@@ -178,12 +193,16 @@ class Simulator:
         )
         engine = self.engines[index]
         record = self.tracker.admit(arrival, now, engine_id=engine.engine_id)
+        for other in self.engines:
+            if other is not engine:
+                other.release_program(program_id)
         engine.add_call(
             self.tracker.engine_arrival(record, arrival),
             call.prompt,
             call.output_tokens,
             now,
             output_key=call.output_key,
+            retain_for=self._expected_away(run, call),
         )
         return index
 
@@ -201,6 +220,9 @@ class Simulator:
         follow: list[Event] = []
         for child in run.children[result.call_id]:
             run.missing_parents[child.call_id] -= 1
+            tool = run.spec.metadata.get(f"tool:{child.call_id}")
+            if tool is not None:
+                self.tools.observe(tool, child.delay_before)
             ready = max(run.ready_time.get(child.call_id, now), now)
             run.ready_time[child.call_id] = ready
             if run.missing_parents[child.call_id] == 0:
@@ -211,6 +233,28 @@ class Simulator:
 
     # Helpers -------------------------------------------------------------------
 
+    def _expected_away(self, run: _ProgramRun, call: CallSpec) -> float | None:
+        """Seconds the program is expected to be away after ``call``; None: no next call."""
+        mode = self.config.scheduler.kv_retention
+        if mode is KVRetention.OFF:
+            return None
+        if mode is KVRetention.TTL:
+            return self.tools.default
+        children = run.children[call.call_id]
+        if not children:
+            return None
+        metadata = run.spec.metadata
+        return max(self.tools.expected(metadata.get(f"tool:{c.call_id}")) for c in children)
+
+    def _kv_listener(self, engine_id: str) -> KVEventListener:
+        """Forward one engine's prefix-cache changes to the balancer (its KV events)."""
+        balancer = self.balancer
+
+        def listen(stored: Sequence[int], removed: Sequence[int]) -> None:
+            balancer.on_kv_event(engine_id, stored, removed)
+
+        return listen
+
     def _route(self, program_id: str, call: CallSpec) -> int:
         if len(self.engines) == 1:
             return 0
@@ -220,7 +264,10 @@ class Simulator:
             else ()
         )
         request = RouteRequest(program_id, call.prompt_tokens, hashes)
-        views = [EngineView(e.engine_id, e.num_calls) for e in self.engines]
+        views = [
+            EngineView(e.engine_id, e.num_calls, retained_program_ids=e.retained_program_ids())
+            for e in self.engines
+        ]
         return self._engine_index[self.balancer.choose(request, views)]
 
     def _finish_program(self, run: _ProgramRun, now: float) -> None:
@@ -228,6 +275,8 @@ class Simulator:
         record = self.table.end_program(spec.program_id, now)
         del self._runs[spec.program_id]
         self.balancer.on_program_finished(spec.program_id)
+        for engine in self.engines:
+            engine.release_program(spec.program_id)
         latency = now - spec.arrival_time
         tokens = spec.output_tokens
         self._program_results.append(
