@@ -7,11 +7,12 @@ import typer
 from autellix_backend.bench.cli import bench_app
 from autellix_backend.calibration.commands import calibrate
 from autellix_backend.models.commands import model_app
+from autellix_backend.plan.cli import plan
 from autellix_backend.server.cli import serve
 
 
 def build_app() -> typer.Typer:
-    """The command tree: ``serve``, ``bench``, ``model``, ``calibrate``."""
+    """The command tree: ``serve``, ``bench``, ``model``, ``calibrate``, ``plan``."""
     root = typer.Typer(
         help="Autellix: program-aware LLM serving for agentic programs.", no_args_is_help=True
     )
@@ -24,6 +25,7 @@ def build_app() -> typer.Typer:
     root.add_typer(bench_app, name="bench")
     root.add_typer(model_app, name="model")
     root.command("calibrate")(calibrate)
+    root.command("plan")(plan)
     return root
 
 
