@@ -23,6 +23,7 @@ from autellix_backend.server.middleware import BodyLimitMiddleware, RequestCount
 from autellix_backend.server.pool import EnginePool, EngineSlot
 from autellix_backend.server.programs import ProgramRegistry, Session
 from autellix_backend.server.routes import completions, operations, programs, traces, ui
+from autellix_backend.server.sharding import ShardRouter
 from autellix_backend.server.state import ServiceState
 from autellix_backend.server.supervision import RestartPolicy
 from autellix_backend.server.ui_recorder import UiRecorder
@@ -110,6 +111,10 @@ def create_app(
     )
     app.state.autellix = state
     install_error_handlers(app)
+    if config.sharding.gateways:  # inside the body limit: a forwarded body is bounded too
+        app.add_middleware(
+            ShardRouter, gateways=config.sharding.gateways, self_url=config.sharding.self_url
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
     app.add_middleware(RequestCountMiddleware, counter=metrics.requests)
     for module in (completions, programs, traces, operations, ui):

@@ -95,6 +95,24 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardingConfig:
+    """Several gateways sharing the engines, each owning the programs that hash to it
+    (``server/sharding.py``, docs/deploy.md)."""
+
+    gateways: tuple[str, ...] = ()
+    """Base URL of every gateway, this one included; empty: this gateway owns every program."""
+    self_url: str = ""
+    """This gateway's entry in ``gateways``."""
+
+    def validate(self) -> None:
+        for url in self.gateways:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"sharding.gateways: {url!r} is not an http(s) URL")
+        if self.gateways and self.self_url not in self.gateways:
+            raise ConfigError("sharding.self_url must be one of sharding.gateways")
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything ``autellix serve`` needs."""
 
@@ -129,6 +147,7 @@ class ServerConfig:
     is read, and the client sees a reset."""
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
+    sharding: ShardingConfig = field(default_factory=ShardingConfig)
 
     @property
     def policy(self) -> str:
@@ -161,6 +180,7 @@ class ServerConfig:
         if self.admin_key is not None and self.admin_key not in self.api_keys:
             raise ConfigError(f"admin_key {self.admin_key!r} names no key in api_keys")
         self.limits.validate()
+        self.sharding.validate()
         return self
 
 
@@ -190,6 +210,11 @@ def config_from_mapping(data: Mapping[str, Any]) -> ServerConfig:
         values["engines"] = (_engine(0, {}),)
     if "limits" in values:
         values["limits"] = _dataclass_from(Limits, values["limits"] or {}, "limits")
+    if isinstance(values.get("sharding"), Mapping):
+        sharding = dict(values["sharding"])
+        sharding["gateways"] = tuple(str(u).rstrip("/") for u in sharding.get("gateways") or ())
+        sharding["self_url"] = str(sharding.get("self_url") or "").rstrip("/")
+        values["sharding"] = _dataclass_from(ShardingConfig, sharding, "sharding")
     if "api_keys" in values:
         values["api_keys"] = _api_keys(values["api_keys"])
     values["scheduler"] = _scheduler(values.get("scheduler"), values.pop("policy", None))
