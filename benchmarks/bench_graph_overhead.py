@@ -1,4 +1,11 @@
-"""Overhead of the LangGraph middleware: the same 1,000-node graph with and without it.
+"""Overhead of the LangGraph middleware beside its peers, on the same 1,000-node graphs.
+
+Three graphs (a chain, a ``Send`` fan-out, subgraphs nested two deep) run plain, with a
+do-nothing callback handler (the floor any callback-based tracer pays), with ``instrument()``
+(no tracer provider, then with OpenTelemetry SDK spans), with Phoenix's
+``openinference-instrumentation-langchain`` and with langfuse's LangChain ``CallbackHandler``.
+Every tracer records its spans with the SDK into an in-memory exporter, so no network is
+involved; the peers come from the ``bench`` extra and are skipped (with a note) if missing.
 
 Each node calls a fake chat model (langchain-core's ``FakeListChatModel``), so the graph's own
 work is LangGraph's scheduling and the model's callback plumbing, which is the worst case for
@@ -15,7 +22,9 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import logging
 import operator
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -85,6 +94,25 @@ def fan_out_graph(num_nodes: int, width: int = 100) -> Any:
     return builder.compile()
 
 
+def nested_graph(num_nodes: int, width: int = 10) -> Any:
+    """``num_nodes`` LLM nodes in subgraphs nested two deep: a chain of ``width`` subgraphs,
+    each a chain of ``width`` subgraphs of ``num_nodes / width**2`` LLM nodes."""
+    inner = chain_graph(max(1, num_nodes // (width * width)))
+
+    def chain_of(child: Any) -> Any:
+        builder = StateGraph(State)
+        names = [f"s{i}" for i in range(width)]
+        for name in names:
+            builder.add_node(name, child)
+        builder.add_edge(START, names[0])
+        for a, b in itertools.pairwise(names):
+            builder.add_edge(a, b)
+        builder.add_edge(names[-1], END)
+        return builder.compile()
+
+    return chain_of(chain_of(inner))
+
+
 class _NoopHandler(BaseCallbackHandler):
     """A LangChain handler that does nothing: the floor any callback-based tracer pays."""
 
@@ -128,49 +156,130 @@ def _instrumented(provider: TracerProvider | None) -> Callable[[Any, int], float
     return run
 
 
-CONFIGS: dict[str, Callable[[], Callable[[Any, int], float]]] = {
-    "plain": lambda: time_once,
-    "no-op LangChain handler": lambda: lambda g, n: time_once(g, n, [_NoopHandler()]),
-    "instrument()": lambda: _instrumented(None),
-    "instrument() + SDK spans": lambda: _instrumented(sdk_provider()),
-}
-"""How each run attaches: not at all; a do-nothing callback handler (what LangChain itself
-costs once any handler is attached); ``instrument()`` with no tracer provider configured
-(DAG, call tagging, no-op spans); ``instrument()`` recording every span with the SDK."""
+def _flushed(provider: TracerProvider, run: Callable[[], float]) -> float:
+    """CPU seconds of ``run`` plus exporting what it produced (part of a tracer's cost)."""
+    elapsed = run()
+    start = time.process_time()
+    provider.force_flush()
+    return elapsed + time.process_time() - start
 
 
-def measure(make: Callable[[int], Any], num_nodes: int, runs: int) -> dict[str, float]:
+def _openinference() -> Callable[[Any, int], float]:
+    from openinference.instrumentation.langchain import LangChainInstrumentor
+
+    def run(graph: Any, num_nodes: int) -> float:
+        provider = sdk_provider()
+        instrumentor = LangChainInstrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            return _flushed(provider, lambda: time_once(graph, num_nodes))
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+
+    return run
+
+
+def _langfuse() -> Callable[[Any, int], float]:
+    from langfuse import Langfuse
+    from langfuse.langchain import CallbackHandler
+
+    # The client batches spans on its own SDK provider; an in-memory exporter replaces OTLP.
+    # It warns once per run that a fake model has no model name: not our concern here.
+    logging.getLogger("langfuse").setLevel(logging.ERROR)
+    client = Langfuse(
+        public_key="pk-bench",
+        secret_key="sk-bench",
+        base_url="http://127.0.0.1:9",
+        span_exporter=InMemorySpanExporter(),
+    )
+
+    def run(graph: Any, num_nodes: int) -> float:
+        handler = CallbackHandler(public_key="pk-bench")
+        elapsed = time_once(graph, num_nodes, [handler])
+        start = time.process_time()
+        client.flush()
+        return elapsed + time.process_time() - start
+
+    return run
+
+
+def _peer_available(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        print(f"note: {module} is not installed (pip install -e '.[bench]'); its column is skipped")
+        return False
+    return True
+
+
+def configs() -> dict[str, Callable[[], Callable[[Any, int], float]]]:
+    """How each run attaches: not at all; a do-nothing callback handler (what LangChain itself
+    costs once any handler is attached); ``instrument()`` with no tracer provider configured
+    (DAG, call tagging, no-op spans); ``instrument()`` recording every span with the SDK; the
+    two peers, each recording spans with the SDK."""
+    table: dict[str, Callable[[], Callable[[Any, int], float]]] = {
+        "plain": lambda: time_once,
+        "no-op handler": lambda: lambda g, n: time_once(g, n, [_NoopHandler()]),
+        "autellix": lambda: _instrumented(None),
+        "autellix + spans": lambda: _instrumented(sdk_provider()),
+    }
+    if _peer_available("openinference.instrumentation.langchain"):
+        table["openinference"] = lambda: _openinference()
+    if _peer_available("langfuse.langchain"):
+        langfuse_run = _langfuse()  # one client per process, as langfuse expects
+        table["langfuse"] = lambda: langfuse_run
+    return table
+
+
+def measure(
+    make: Callable[[int], Any],
+    num_nodes: int,
+    runs: int,
+    table: dict[str, Callable[[], Callable[[Any, int], float]]],
+) -> dict[str, float]:
     """Median CPU seconds per configuration, the configurations' runs interleaved."""
     graph = make(num_nodes)
-    time_once(graph, num_nodes)  # warm up imports and caches
-    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    for factory in table.values():  # warm up imports and caches of every configuration
+        factory()(graph, num_nodes)
+    times: dict[str, list[float]] = {name: [] for name in table}
     for _ in range(runs):
-        for name, factory in CONFIGS.items():
+        for name, factory in table.items():
             times[name].append(factory()(graph, num_nodes))
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+GRAPHS: dict[str, Callable[[int], Any]] = {
+    "chain": chain_graph,
+    "Send fan-out x100": fan_out_graph,
+    "nested subgraphs": nested_graph,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--graphs", nargs="*", default=list(GRAPHS), choices=list(GRAPHS))
     args = parser.parse_args()
-    names = list(CONFIGS)
+    table = configs()
+    names = list(table)
+    print(f"load: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         f"| graph ({args.nodes} LLM nodes) | "
         + " | ".join(f"{n} (s)" for n in names)
         + " | "
-        + " | ".join(f"{n} / plain" for n in names[1:])
+        + " | ".join(f"{n} / no-op" for n in names[2:])
         + " |"
     )
-    print("|---" + "|---:" * (2 * len(names) - 1) + "|")
-    for label, make in (("chain", chain_graph), ("Send fan-out x100", fan_out_graph)):
-        medians = measure(make, args.nodes, args.runs)
-        plain = medians["plain"]
+    print("|---" + "|---:" * (2 * len(names) - 2) + "|")
+    for label in args.graphs:
+        medians = measure(GRAPHS[label], args.nodes, args.runs, table)
+        floor = medians["no-op handler"]
         cells = [f"{medians[n]:.3f}" for n in names] + [
-            f"{medians[n] / plain:.3f}" for n in names[1:]
+            f"{medians[n] / floor:.3f}" for n in names[2:]
         ]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
