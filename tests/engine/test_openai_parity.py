@@ -29,7 +29,7 @@ import httpx
 import openai
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
 
 TOOL_PARSER = "hermes"
 STRUCTURED = '{"backend": "xgrammar", "disable_any_whitespace": true}'
@@ -174,7 +174,8 @@ def clients(servers: tuple[str, str]) -> tuple[Any, Any]:
 
 # Normalising answers ---------------------------------------------------------------------
 
-VOLATILE = {"id", "created"}
+VOLATILE = {"id", "created", "system_fingerprint"}
+"""Ids, timestamps, and the fingerprint of the server's config (the plugin changes it)."""
 
 
 def _plain(answer: Any) -> Any:
