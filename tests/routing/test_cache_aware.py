@@ -13,8 +13,11 @@ def test_longest_reported_prefix_wins_and_evictions_count() -> None:
     assert isinstance(balancer, CacheAwareBalancer)
     balancer.on_kv_event("e0", [1, 2], [])
     balancer.on_kv_event("e1", [1, 2, 3], [])
-    engines = [EngineView("e0", 0), EngineView("e1", 5)]
+    engines = [EngineView("e0", 0), EngineView("e1", 2)]
     assert balancer.choose(RouteRequest("p", 64, (1, 2, 3, 4)), engines) == "e1"
+    # ...but not when it is more than max_load_gap (2) calls busier than the least loaded.
+    busy = [EngineView("e0", 0), EngineView("e1", 3)]
+    assert balancer.choose(RouteRequest("p", 64, (1, 2, 3, 4)), busy) == "e0"
     balancer.on_kv_event("e1", [], [3, 2])  # e1 evicted its tail: now a tie on one block...
     balancer.on_kv_event("e0", [], [2])
     assert balancer.choose(RouteRequest("p", 64, (1, 2, 3, 4)), engines) == "e0"  # ...by load

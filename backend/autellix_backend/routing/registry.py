@@ -44,6 +44,7 @@ class BalancerOptions:
     cache_threshold: float = 0.5
     max_blocks_per_engine: int = 65_536
     max_programs: int = 100_000
+    max_load_gap: int = 2
 
 
 BALANCERS: dict[BalancerKind, Callable[[BalancerOptions], Balancer]] = {
@@ -58,7 +59,7 @@ BALANCERS: dict[BalancerKind, Callable[[BalancerOptions], Balancer]] = {
         cache_threshold=o.cache_threshold,
         max_blocks_per_engine=o.max_blocks_per_engine,
     ),
-    BalancerKind.CACHE_AWARE: lambda _: CacheAwareBalancer(),
+    BalancerKind.CACHE_AWARE: lambda o: CacheAwareBalancer(max_load_gap=o.max_load_gap),
 }
 """Each balancer kind's factory."""
 
@@ -72,6 +73,7 @@ def make_balancer(
     cache_threshold: float = 0.5,
     max_blocks_per_engine: int = 65_536,
     max_programs: int = 100_000,
+    max_load_gap: int = 2,
 ) -> Balancer:
     """A new balancer of ``kind``; options not used by that kind are ignored.
 
@@ -85,5 +87,6 @@ def make_balancer(
         cache_threshold=cache_threshold,
         max_blocks_per_engine=max_blocks_per_engine,
         max_programs=max_programs,
+        max_load_gap=max_load_gap,
     )
     return BALANCERS[BalancerKind.parse(kind)](options)

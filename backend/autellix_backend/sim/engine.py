@@ -13,11 +13,11 @@ into one (same result, fewer scheduler invocations), which is how the simulator 
 
 KV retention (``SchedulerConfig.kv_retention``): a finished call whose program will call again
 (``add_call(retain_for=...)``) may keep its blocks for a TTL chosen by the core's
-``RetentionRule``. The hold ends when the program's next call arrives here, when the
-TTL runs out (checked at each step), when the program ends or is aborted, or when a waiting
-call of higher priority (or any call, if nothing else can run) needs the blocks. Released
-blocks stay in the prefix cache as the most recently used, so the next call, admitted at
-the next step, finds them.
+``RetentionRule``. The hold ends when the program's next call is admitted here (it takes
+the blocks as prefix-cache hits), when the TTL runs out (checked at each step), when the
+program ends, is aborted or moves to another engine, or when a waiting call of higher
+priority (or any call, if nothing else can run) needs the blocks. Released blocks stay in
+the prefix cache as the most recently used.
 """
 
 from __future__ import annotations
@@ -204,8 +204,6 @@ class SimEngine:
             arrival_time=now,
             hashes=self._known_hashes(arrival.program_id, segments),
         )
-        # The program is back: its held blocks become the most recently cached ones.
-        self.release_program(arrival.program_id)
         if retain_for is not None and self.scheduler.config.kv_retention is not KVRetention.OFF:
             self._retain_for[arrival.call_id] = retain_for
 
@@ -420,6 +418,8 @@ class SimEngine:
         for grant in grants:
             if grant.seq.state is SeqState.UNCOMPUTED:
                 self._admit(grant)
+        if len(self.retention):
+            self._make_room(grants)
         for grant in grants:
             if grant.seq.state is SeqState.SWAPPED:
                 swap_time += self._swap_in(grant.seq)
@@ -465,6 +465,8 @@ class SimEngine:
         """Give an uncomputed call its prefix-cache hits."""
         seq = grant.seq
         self.kv.acquire(seq.table, grant.hit_blocks)
+        if seq.program_id in self.retention:
+            self.release_program(seq.program_id)  # the call holds what it needs of them now
         seq.num_computed = len(grant.hit_blocks) * self.config.block_size
         seq.num_registered = len(grant.hit_blocks)
         seq.state = SeqState.RESIDENT
@@ -630,8 +632,28 @@ class SimEngine:
         self.num_holds += 1
 
     def _num_held_blocks(self) -> int:
-        """Blocks only holds keep (a budget cannot free them by preempting a call)."""
-        return sum(len(h.payload.blocks) - h.payload.num_shared for h in self.retention)
+        """Blocks only holds keep, for programs with no call here (those will take theirs)."""
+        live = set(self.scheduler.program_ids())
+        return sum(
+            len(h.payload.blocks) - h.payload.num_shared
+            for h in self.retention
+            if h.program_id not in live
+        )
+
+    def _make_room(self, grants: list[Grant]) -> None:
+        """Free holds until the step's new blocks fit (a held program's call was not picked)."""
+        bs = self.config.block_size
+        need = sum(
+            max(
+                g.seq.num_swapped_blocks,
+                -(-(g.seq.num_computed + g.num_tokens) // bs) - len(g.seq.table.blocks),
+            )
+            for g in grants
+        )
+        short = need - self.kv.num_free_blocks
+        if short > 0:
+            for hold in self.retention.yield_to(short, priority=0.0, force=True):
+                self.kv.release(hold.payload)
 
     def _yield_holds(self) -> None:
         """Free holds a waiting call needs: it outranks them, or nothing else can run."""
