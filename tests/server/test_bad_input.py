@@ -13,9 +13,11 @@ from tests.server.conftest import LiveServer
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
 
-def _table(client: httpx.Client) -> list[Any]:
-    data: list[Any] = client.get("/v1/programs").json()["data"]
-    return data
+def _table(client: httpx.Client) -> dict[str, tuple[Any, ...]]:
+    """What a bad request must not change: each program's calls and service (not its idle
+    time, which grows while other tests share the server)."""
+    data: list[dict[str, Any]] = client.get("/v1/programs").json()["data"]
+    return {p["program_id"]: (p["num_calls"], p["service"], p["state"]) for p in data}
 
 
 @pytest.mark.parametrize(
