@@ -273,7 +273,7 @@ class EnginePool:
 
     async def health_loop(self) -> None:
         """Probe every ``health_interval_s``; between probes, ``watch`` every few tenths of a
-        second, so that a crashed in-process engine is out of rotation within a second."""
+        second, so that a crashed in-process engine is out of rotation within about a second."""
         await asyncio.gather(self._probe_loop(), self._watch_loop())
 
     async def _probe_loop(self) -> None:
