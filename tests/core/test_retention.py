@@ -98,12 +98,20 @@ def test_holds_yield_to_higher_priority_calls_worst_first() -> None:
     ledger.hold(_hold("cheap", 4, priority=1.0))
     ledger.hold(_hold("costly", 4, priority=9.0))
     ledger.hold(_hold("mid", 4, priority=5.0))
-    # A call ranked 4.0 may take only the holds ranked no better than it, worst first.
-    freed = ledger.yield_to(6, priority=4.0)
-    assert [h.program_id for h in freed] == ["costly", "mid"]
+    released: list[str] = []
+
+    def release(hold: Hold[str]) -> int:
+        released.append(hold.program_id)
+        return 0 if hold.program_id == "costly" else hold.num_blocks  # costly's are shared
+
+    # A call ranked 4.0 may take only the holds ranked no better than it, worst first; the
+    # shared blocks freed nothing, so one hold is not enough.
+    assert ledger.yield_to(3, priority=4.0, release=release) == 4
+    assert released == ["costly", "mid"]
     # A lower-priority call gets nothing... unless nothing else can run.
-    assert ledger.yield_to(4, priority=7.0) == []
-    assert [h.program_id for h in ledger.yield_to(4, priority=7.0, force=True)] == ["cheap"]
+    assert ledger.yield_to(4, priority=7.0, release=release) == 0
+    assert ledger.yield_to(4, priority=7.0, release=release, force=True) == 4
+    assert released == ["costly", "mid", "cheap"] and len(ledger) == 0
 
 
 def test_config_parses_the_mode() -> None:

@@ -16,7 +16,7 @@ vLLM plugin's block pool both keep their holds in a ``RetentionLedger`` and ask 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -193,19 +193,28 @@ class RetentionLedger(Generic[T]):
             del self._holds[h.program_id]
         return done
 
-    def yield_to(self, num_blocks: int, *, priority: float, force: bool = False) -> list[Hold[T]]:
-        """Remove holds to free ``num_blocks`` blocks for a call of rank ``priority``.
+    def yield_to(
+        self,
+        num_blocks: int,
+        *,
+        priority: float,
+        release: Callable[[Hold[T]], int],
+        force: bool = False,
+    ) -> int:
+        """Free holds until ``num_blocks`` blocks are free for a call of rank ``priority``.
 
         Only holds ranked no better than the waiting call give way (the worst first), unless
-        ``force`` (nothing else can run: retention must never stall the engine).
+        ``force`` (nothing else can run: retention must never stall the engine). ``release``
+        frees one hold and returns how many blocks that freed (held blocks another call
+        shares free nothing). Returns the blocks freed.
         """
         order = sorted(self._holds.values(), key=lambda h: (-h.priority, h.expires_at))
-        freed: list[Hold[T]] = []
+        freed = 0
         for h in order:
-            if sum(f.num_blocks for f in freed) >= num_blocks:
+            if freed >= num_blocks:
                 break
             if not force and h.priority < priority:
                 continue
             del self._holds[h.program_id]
-            freed.append(h)
+            freed += release(h)
         return freed

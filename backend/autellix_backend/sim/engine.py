@@ -652,8 +652,7 @@ class SimEngine:
         )
         short = need - self.kv.num_free_blocks
         if short > 0:
-            for hold in self.retention.yield_to(short, priority=0.0, force=True):
-                self.kv.release(hold.payload)
+            self.retention.yield_to(short, priority=0.0, release=self._release_hold, force=True)
 
     def _yield_holds(self) -> None:
         """Free holds a waiting call needs: it outranks them, or nothing else can run."""
@@ -674,8 +673,15 @@ class SimEngine:
         if short <= 0:
             return
         force = self.scheduler.num_running == 0
-        for hold in self.retention.yield_to(short, priority=head.priority, force=force):
-            self.kv.release(hold.payload)
+        self.retention.yield_to(
+            short, priority=head.priority, release=self._release_hold, force=force
+        )
+
+    def _release_hold(self, hold: Hold[BlockTable]) -> int:
+        """Free a hold's blocks; returns how many became free (shared ones do not)."""
+        before = self.kv.num_free_blocks
+        self.kv.release(hold.payload)
+        return self.kv.num_free_blocks - before
 
     def _register_full_blocks(self, seq: SimSequence) -> None:
         bs = self.config.block_size
