@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autellix_backend.bench.capacity import Capacity, Ratio, capacity_ratio, max_rate_meeting
-from autellix_backend.bench.records import RunRecord
+from autellix_backend.bench.capacity import (
+    Capacity,
+    Ratio,
+    capacity_ratio,
+    max_rate_meeting,
+    over_seeds,
+)
+from autellix_backend.bench.records import TARGET_METRIC, RunRecord
 
 SLO_FACTOR = 5.0
 """Latency target = this factor times the best mean latency per token at the lowest rate."""
 BEST_POLICIES = ("plas", "atlas", "atlas_exact")
 """Autellix's policies; the best of them is compared with SRPT."""
-RATIO_PAIRS = tuple(
-    (ours, theirs) for ours in ("plas", "atlas") for theirs in ("vllm", "vllm-opt", "mlfq")
+RATIO_PAIRS = (
+    *(
+        (ours, theirs)
+        for ours in ("plas", "atlas")
+        for theirs in ("vllm", "vllm-opt", "mlfq", "srpt")
+    ),
+    ("atlas_exact", "atlas"),
 )
+"""``(ours, theirs)`` capacity ratios of the throughput table (SRPT is the oracle bound)."""
 
 
 def select(records: Sequence[RunRecord], experiment: str, **match: object) -> list[RunRecord]:
@@ -35,8 +48,12 @@ def latency_target(
 ) -> float:
     """The workload's mean-latency-per-token target: ``factor`` x the best unloaded latency.
 
-    The latency sweep sets it; without one, the runs of ``experiment`` do.
+    Capacity-search probes carry the target they were searched against, which wins; for older
+    grid sweeps the latency sweep sets it, and without one the runs of ``experiment`` do.
     """
+    for r in records:
+        if r.spec.workload == workload and TARGET_METRIC in r.metrics:
+            return r.metrics[TARGET_METRIC]
     runs = select(records, "latency", workload=workload) or select(
         records, experiment, workload=workload
     )
@@ -49,8 +66,25 @@ def latency_target(
 def capacity(
     runs: Sequence[RunRecord], target: float, metric: str = "mean_latency_per_token"
 ) -> Capacity:
-    """Highest rate of ``runs`` (one curve) meeting ``target`` on ``metric``."""
-    return max_rate_meeting([(r.spec.rate, r.metrics[metric]) for r in runs], target)
+    """Highest rate of ``runs`` (one curve, any seeds) meeting ``target`` on ``metric``.
+
+    Each seed's capacity is read off its own runs; several seeds give their median and range.
+    """
+    seeds = sorted({r.spec.seed for r in runs})
+    return over_seeds(
+        [
+            max_rate_meeting(
+                [(r.spec.rate, r.metrics[metric]) for r in runs if r.spec.seed == seed], target
+            )
+            for seed in seeds
+        ]
+    )
+
+
+def first_seed(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """The runs of the lowest seed (what the figures draw: one curve per system)."""
+    seed = min((r.spec.seed for r in runs), default=0)
+    return [r for r in runs if r.spec.seed == seed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +99,11 @@ class WorkloadComparison:
     ratios: dict[tuple[str, str], Ratio]
     """``(ours, theirs)`` -> capacity ratio."""
     srpt_gap: float
-    """Worst ratio, over the swept rates, of the best Autellix policy's mean latency to SRPT's."""
+    """Worst ratio, over the rates every system ran (first seed), of the best Autellix policy's
+    mean latency to SRPT's."""
     srpt_gap_at_target: float
-    """Same ratio at the highest rate where the best policy meets the target (or the lowest)."""
+    """Same ratio at the highest such rate where the best policy meets the target (else the
+    lowest)."""
 
 
 def compare_workload(
@@ -84,8 +120,9 @@ def compare_workload(
         if a in capacities and b in capacities
     }
     gaps: list[tuple[float, float, float]] = []
-    for rate in sorted({r.spec.rate for r in runs}):
-        at = {r.spec.system: r.mean for r in runs if r.spec.rate == rate}
+    shown = first_seed(runs)
+    for rate in sorted({r.spec.rate for r in shown}):
+        at = {r.spec.system: r.mean for r in shown if r.spec.rate == rate}
         best = min((at[s] for s in BEST_POLICIES if s in at), default=None)
         if best is not None and "srpt" in at and at["srpt"] > 0:
             gaps.append((rate, best, best / at["srpt"]))
@@ -129,8 +166,10 @@ def scaling_capacities(
 
 
 def makespans(records: Sequence[RunRecord]) -> dict[int, dict[str, float]]:
-    """Figure 16: batch size -> system -> makespan (s)."""
-    table: dict[int, dict[str, float]] = {}
+    """Figure 16: batch size -> system -> makespan (s), the mean over seeds."""
+    runs: dict[int, dict[str, list[float]]] = {}
     for r in select(records, "makespan"):
-        table.setdefault(r.spec.num_programs, {})[r.spec.system] = r.metrics["makespan"]
-    return dict(sorted(table.items()))
+        runs.setdefault(r.spec.num_programs, {}).setdefault(r.spec.system, []).append(
+            r.metrics["makespan"]
+        )
+    return {n: {s: statistics.fmean(v) for s, v in row.items()} for n, row in sorted(runs.items())}

@@ -1,13 +1,15 @@
 """Throughput at equal latency: the highest arrival rate a system sustains under a target.
 
 The paper compares systems by how many programs per second each serves before its mean latency
-per token passes a target. Here that rate is read off a sweep by linear interpolation between
-the last rate that meets the target and the first that does not.
+per token passes a target. Here that rate is read off a curve's runs (a capacity search's probes,
+``bench.search``) by linear interpolation between the last rate that meets the target and the
+first that does not; over several seeds, the median is reported with its spread.
 """
 
 from __future__ import annotations
 
 import itertools
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,10 +32,17 @@ class Capacity:
 
     rate: float
     bound: Bound
+    low: float | None = None
+    """Lowest capacity over seeds (``None`` for one seed)."""
+    high: float | None = None
+    """Highest capacity over seeds (``None`` for one seed)."""
 
     def __str__(self) -> str:
         prefix = {Bound.EXACT: "", Bound.BELOW: "<", Bound.ABOVE: ">="}[self.bound]
-        return f"{prefix}{self.rate:.3g}"
+        spread = (
+            "" if self.low is None or self.high is None else f" ({self.low:.3g}-{self.high:.3g})"
+        )
+        return f"{prefix}{self.rate:.3g}{spread}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,28 @@ def max_rate_meeting(points: Sequence[tuple[float, float]], target: float) -> Ca
         if l1 > target:
             return Capacity(r0 + (r1 - r0) * (target - l0) / (l1 - l0), Bound.EXACT)
     return Capacity(ordered[-1][0], Bound.ABOVE)
+
+
+def over_seeds(capacities: Sequence[Capacity]) -> Capacity:
+    """The median of one curve's capacities over seeds, with their range.
+
+    The result is exact only when every seed's is; otherwise it carries the first bound found.
+
+    Raises:
+        ValueError: ``capacities`` is empty.
+    """
+    if not capacities:
+        raise ValueError("no capacities to combine")
+    if len(capacities) == 1:
+        return capacities[0]
+    bounds = {c.bound for c in capacities}
+    bound = (
+        Bound.EXACT
+        if bounds == {Bound.EXACT}
+        else next(b for b in Bound if b in bounds - {Bound.EXACT})
+    )
+    rates = [c.rate for c in capacities]
+    return Capacity(statistics.median(rates), bound, min(rates), max(rates))
 
 
 def capacity_ratio(ours: Capacity, theirs: Capacity) -> Ratio:

@@ -27,7 +27,8 @@ def _names(value: str) -> list[str]:
 def bench(
     ctx: typer.Context,
     quick: Annotated[
-        bool, typer.Option(help="Small sweep (3 rates, few programs): < 2 min.")
+        bool,
+        typer.Option(help="Few programs, one seed, capacities to 25%: under 2 min on 2 cores."),
     ] = False,
     out: Annotated[
         Path, typer.Option(help="Directory for CSV/JSON, PNGs and summary.md.")
@@ -39,31 +40,40 @@ def bench(
         str, typer.Option(help="Comma-separated: sharegpt, bfcl, lats, mixed.")
     ] = "sharegpt,bfcl,lats,mixed",
     systems: Annotated[
-        str, typer.Option(help="Comma-separated systems of the latency sweep.")
+        str, typer.Option(help="Comma-separated systems of the latency experiment.")
     ] = "vllm,vllm-opt,mlfq,plas,atlas,atlas_exact,srpt",
     programs_scale: Annotated[
         float,
         typer.Option(help="Multiply every run's program count and batch size (more = less noise)."),
     ] = 1.0,
-    rates: Annotated[int, typer.Option(help="Arrival rates per curve (1-6).")] = 0,
+    precision: Annotated[
+        float,
+        typer.Option(help="Relative precision of each capacity (0: 0.05, or 0.25 with --quick)."),
+    ] = 0.0,
+    seeds: Annotated[
+        int, typer.Option(help="Seeds per capacity, reported as median and range (0: 3, or 1).")
+    ] = 0,
     profile: Annotated[str, typer.Option(help="Simulator cost profile.")] = "a100-llama3-8b",
     max_num_seqs: Annotated[int, typer.Option(help="Batch limit of every engine.")] = 32,
     slo_factor: Annotated[
-        float, typer.Option(help="Latency target = factor x best latency at the lowest rate.")
+        float,
+        typer.Option(help="Latency target = factor x best latency at the workload's lowest rate."),
     ] = 5.0,
     workers: Annotated[int, typer.Option(help="Parallel simulation processes.")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed of workloads, arrivals and simulator.")] = 0,
+    seed: Annotated[int, typer.Option(help="First seed of workloads, arrivals and simulator.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Run the sweep and write results, figures and a summary under OUT.
+    """Search each curve's capacity, run the offline batches, and write results under OUT.
 
-    Finished runs are kept in OUT/runs.partial.jsonl; running the same command again skips them.
+    Every capacity (highest arrival rate whose mean latency per token meets the target) is found
+    by bracketing and bisection, so no table cell is a bound. Finished runs are kept in
+    OUT/runs.partial.jsonl; running the same command again skips them.
     """
     if ctx.invoked_subcommand is not None:
         return
     import dataclasses
 
-    from autellix_backend.bench import sweeps
+    from autellix_backend.bench import search, sweeps
     from autellix_backend.bench.report import write_report
     from autellix_backend.bench.runner import BenchSettings, run_all
     from autellix_backend.bench.systems import get_system
@@ -81,19 +91,47 @@ def bench(
             num_programs={
                 w: max(1, round(n * programs_scale)) for w, n in size.num_programs.items()
             },
-            num_rates=rates or size.num_rates,
+            num_rates=1,
             makespan_batches=tuple(
                 max(1, round(n * programs_scale)) for n in size.makespan_batches
             ),
         )
-        specs = sweeps.plan(size, _names(experiments), chosen_workloads, chosen_systems, seed)
+        seed_list = range(seed, seed + (seeds or (1 if quick else 3)))
+        specs = [
+            s
+            for k in seed_list
+            for s in sweeps.plan(size, _names(experiments), chosen_workloads, chosen_systems, k)
+        ]
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     settings = BenchSettings(engine=EngineConfig(profile=profile, max_num_seqs=max_num_seqs))
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "runs.partial.jsonl"
-    records = run_all(specs, settings, workers=workers, progress=progress, checkpoint=checkpoint)
+    curves = list(dict.fromkeys(search.curve_of(s) for s in specs if s.experiment != "makespan"))
+    references = search.reference_runs(
+        curves, settings, workers=workers, progress=progress, checkpoint=checkpoint
+    )
+    targets = search.latency_targets(references, slo_factor)
+    probes = search.run_searches(
+        curves,
+        targets,
+        settings,
+        precision=precision or (search.QUICK_PRECISION if quick else search.FULL_PRECISION),
+        windows=size.window_seconds,
+        workers=workers,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+    batches = run_all(
+        [s for s in specs if s.experiment == "makespan"],
+        settings,
+        workers=workers,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+    records = [search.with_target(r, targets[r.spec.workload]) for r in references]
+    records += probes + batches
     paths = write_report(records, out, slo_factor=slo_factor)
     typer.echo(f"{len(records)} runs in {time.perf_counter() - started:.0f} s; wrote:")
     for path in paths:

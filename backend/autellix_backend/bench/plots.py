@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from autellix_backend.bench.analysis import (
     CurveCapacity,
+    first_seed,
     latency_target,
     makespans,
     select,
@@ -54,7 +55,7 @@ def latency_figure(
 
     The mean-latency panels show the latency target (``slo_factor``) as a dotted red line.
     """
-    runs = select(records, "latency")
+    runs = first_seed(select(records, "latency"))
     workloads = _workloads(runs)
     fig, axes = _subplots(
         len(metrics),
@@ -78,7 +79,7 @@ def latency_figure(
 
 def balancer_figure(records: Sequence[RunRecord], path: Path) -> Path:
     """Figure 14: mean latency per token against rate, one curve per balancer."""
-    runs = select(records, "balancer")
+    runs = first_seed(select(records, "balancer"))
     workloads = _workloads(runs)
     fig, axes = _subplots(1, len(workloads), figsize=(4.5 * len(workloads), 3.4), squeeze=False)
     for ax, workload in zip(axes[0], workloads, strict=True):

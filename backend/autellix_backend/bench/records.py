@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+TARGET_METRIC = "latency_target"
+"""Metric key of the latency target (s/token) a capacity-search probe was judged against."""
+
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:

@@ -24,6 +24,7 @@ from autellix_backend.bench.systems import get_system
 PAPER_RATIOS = {
     "sharegpt": "up to 8x vLLM, 2x vLLM-opt, 1.5x MLFQ",
     "bfcl": "up to 8x vLLM, 2x vLLM-opt, 1.5x MLFQ",
+    "bfcl-paper": "up to 8x vLLM, 2x vLLM-opt, 1.5x MLFQ",
     "lats": "5x vLLM, 2.5x MLFQ",
     "mixed": "15x vLLM, 4-5x vLLM-opt, 5.5x MLFQ",
 }

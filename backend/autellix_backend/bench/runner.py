@@ -84,10 +84,10 @@ def run_all(
     ``checkpoint`` file, each finished record is appended to it as a JSON line, and specs already
     recorded there are not run again (an interrupted sweep resumes where it stopped).
     """
-    done = _read_checkpoint(checkpoint) if checkpoint is not None else {}
+    done = read_checkpoint(checkpoint) if checkpoint is not None else {}
     records = {i: done[spec] for i, spec in enumerate(specs) if spec in done}
     todo = sorted(
-        (i for i in range(len(specs)) if i not in records), key=lambda i: -_cost(specs[i])
+        (i for i in range(len(specs)) if i not in records), key=lambda i: -run_cost(specs[i])
     )
     bar = tqdm(total=len(specs), initial=len(records), desc=desc, disable=not progress, unit="run")
 
@@ -110,13 +110,15 @@ def run_all(
     return [records[i] for i in range(len(specs))]
 
 
-def _read_checkpoint(path: Path) -> dict[RunSpec, RunRecord]:
+def read_checkpoint(path: Path) -> dict[RunSpec, RunRecord]:
+    """Records already appended to a checkpoint file (none if it does not exist)."""
     if not path.is_file():
         return {}
     records = (RunRecord.from_row(json.loads(line)) for line in path.read_text().splitlines())
     return {r.spec: r for r in records}
 
 
-def _cost(spec: RunSpec) -> float:
+def run_cost(spec: RunSpec) -> float:
+    """Rough relative cost of simulating ``spec`` (programs x calls per program)."""
     calls_per_program = {"lats": 160.0, "mixed": 60.0, "bfcl": 10.0, "sharegpt": 7.0}
     return spec.num_programs * calls_per_program.get(spec.workload, 10.0)

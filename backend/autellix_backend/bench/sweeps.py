@@ -10,7 +10,7 @@ outputs short), so its range is shifted up.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from autellix_backend.bench.records import RunSpec
 from autellix_backend.bench.systems import SYSTEMS
@@ -19,6 +19,7 @@ WORKLOAD_NAMES = ("sharegpt", "bfcl", "lats", "mixed")
 RATES: dict[str, tuple[float, ...]] = {
     "sharegpt": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
     "bfcl": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+    "bfcl-paper": (0.2, 0.4, 0.6, 0.8, 1.2, 1.6),
     "lats": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
     "mixed": (0.2, 0.3, 0.4, 0.5, 0.6, 0.8),
 }
@@ -27,7 +28,13 @@ MAX_NUM_SEQS = 32
 """Batch limit of every bench engine. The paper gives all systems one max batch size but not its
 value; with vLLM's 256 and an A100's KV cache nearly every call is admitted at once, nothing
 waits, and no scheduling policy can matter."""
-AUTELLIX_SYSTEM = {"sharegpt": "plas", "bfcl": "plas", "lats": "atlas", "mixed": "atlas"}
+AUTELLIX_SYSTEM = {
+    "sharegpt": "plas",
+    "bfcl": "plas",
+    "bfcl-paper": "plas",
+    "lats": "atlas",
+    "mixed": "atlas",
+}
 """The Autellix policy the multi-engine runs use per workload (ATLAS for multi-threaded ones)."""
 BALANCERS = ("round_robin", "least_used", "locality", "prefix_aware")
 ENGINE_COUNTS = (1, 2, 4, 8)
@@ -38,18 +45,38 @@ class SweepSize:
     """How big each run of a sweep is."""
 
     num_programs: dict[str, int]
-    """Programs per run, per workload."""
+    """Programs per run, per workload (per engine); in a capacity search, the fewest a probe
+    runs (and what the light-load reference runs use)."""
     num_rates: int = 6
     """How many of ``RATES`` to use (evenly picked, always the lowest and highest)."""
     balancer_engines: int = 4
     makespan_batches: tuple[int, ...] = (250, 500, 1000)
     """Offline batch sizes of the makespan experiment (ShareGPT programs)."""
     engine_counts: tuple[int, ...] = ENGINE_COUNTS
+    window_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds over which a capacity search's probe programs arrive, per workload: a probe at
+    rate r runs ``max(num_programs, r * window)`` programs (``bench.search.probe_spec``)."""
 
 
-FULL = SweepSize(num_programs={"sharegpt": 200, "bfcl": 120, "lats": 30, "mixed": 60})
+FULL = SweepSize(
+    num_programs={"sharegpt": 200, "bfcl": 120, "bfcl-paper": 120, "lats": 30, "mixed": 60},
+    window_seconds={
+        "sharegpt": 75.0,
+        "bfcl": 100.0,
+        "bfcl-paper": 100.0,
+        "lats": 120.0,
+        "mixed": 60.0,
+    },
+)
 QUICK = SweepSize(
-    num_programs={"sharegpt": 30, "bfcl": 20, "lats": 4, "mixed": 12},
+    num_programs={"sharegpt": 30, "bfcl": 20, "bfcl-paper": 20, "lats": 4, "mixed": 12},
+    window_seconds={
+        "sharegpt": 15.0,
+        "bfcl": 20.0,
+        "bfcl-paper": 20.0,
+        "lats": 20.0,
+        "mixed": 10.0,
+    },
     num_rates=3,
     balancer_engines=2,
     makespan_batches=(30, 60),

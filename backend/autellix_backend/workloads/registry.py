@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from autellix_backend.workloads import bfcl, bfcl_tools, lats, mixed, sharegpt
+from autellix_backend.workloads import bfcl, bfcl_paper, bfcl_tools, lats, mixed, sharegpt
 from autellix_backend.workloads.arrivals import ArrivalMode, arrival_times, with_arrivals
 from autellix_backend.workloads.spec import ProgramSpec
 
@@ -13,6 +13,7 @@ Generator = Callable[..., list[ProgramSpec]]
 WORKLOADS: dict[str, Generator] = {
     sharegpt.NAME: sharegpt.generate,
     bfcl.NAME: bfcl.generate,
+    bfcl_paper.NAME: bfcl_paper.generate,
     bfcl_tools.NAME: bfcl_tools.generate,
     lats.NAME: lats.generate,
     mixed.NAME: mixed.generate,

@@ -28,6 +28,7 @@ class WorkloadStats:
 PAPER_STATS: dict[str, WorkloadStats] = {
     "sharegpt": WorkloadStats(0, 6.66, 80, 255.65, 255.65, 276.81),
     "bfcl": WorkloadStats(0, 10.75, 70, 735.06, 735.06, 34.14),
+    "bfcl-paper": WorkloadStats(0, 10.75, 70, 735.06, 735.06, 34.14),
     "lats": WorkloadStats(0, 159.7, 400, 467.2, 467.2, 72.6),
 }
 """The paper's table (one prefill column; it does not say whether history is counted)."""
