@@ -20,7 +20,7 @@ a :class:`Dag`. Neither does I/O, so both are cheap to test alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
@@ -50,6 +50,10 @@ class Frontier:
     def merge(frontiers: Iterable[Frontier]) -> Frontier:
         """The union of ``frontiers``, sorted once (a fan-in can have hundreds of parents,
         shared by every task of the next superstep)."""
+        if not isinstance(frontiers, Sequence):
+            frontiers = tuple(frontiers)
+        if len(frontiers) == 1:  # a chain's step: already sorted and unique
+            return frontiers[0]
         llm_ids: set[str] = set()
         node_ids: set[str] = set()
         for frontier in frontiers:

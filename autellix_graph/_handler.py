@@ -203,7 +203,10 @@ class AutellixCallbackHandler(BaseCallbackHandler):
     @guarded
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         _root_owners.pop(run_id, None)
-        self.recorder.end_call(run_id, lc.llm_response(response))
+        # The response is read only onto a recorded span: converting it costs every call.
+        record = self.recorder.get(run_id)
+        recorded = record is not None and record.span.is_recording()
+        self.recorder.end_call(run_id, lc.llm_response(response) if recorded else None)
 
     @guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
