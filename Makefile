@@ -73,6 +73,9 @@ typecheck: install
 
 bench: install
 	$(BIN)/autellix bench --quick
+	@# Regression check of issue 14: at light load Autellix must cost (next to) nothing against
+	@# stock vLLM FCFS; the table's "autellix / fcfs" column is that ratio (1.00 = no tax).
+	$(BIN)/python benchmarks/real_engine/bench.py --workloads poisson,mapreduce_chat --variants fcfs,autellix --runs 1
 
 lock: install
 	$(BIN)/python tools/lockfile.py write --extras $(EXTRAS)
