@@ -74,7 +74,7 @@ typecheck: install
 bench: install
 	$(BIN)/autellix bench --quick
 	@# Regression check of issue 14: at light load Autellix must cost (next to) nothing against
-	@# stock vLLM FCFS; the table's "autellix / fcfs" column is that ratio (1.00 = no tax).
+	@# stock vLLM FCFS: the table's "fcfs / autellix" column (1.00x = no tax, below 1 = slower).
 	$(BIN)/python benchmarks/real_engine/bench.py --workloads poisson,mapreduce_chat --variants fcfs,autellix --runs 1
 
 lock: install
