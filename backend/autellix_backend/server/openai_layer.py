@@ -56,7 +56,7 @@ class OpenAILayerOptions:
 
 
 def apply_openai_layer(config: ServerConfig, layer: OpenAILayerOptions) -> ServerConfig:
-    """``config`` with ``layer`` in every vLLM engine's options (explicit options win)."""
+    """``config`` with ``layer`` in every vLLM engine's options (flags override the file)."""
     if layer.is_default():
         return config
     engines = tuple(_with_layer(spec, layer) for spec in config.engines)
@@ -78,5 +78,5 @@ def _with_layer(spec: EngineSpec, layer: OpenAILayerOptions) -> EngineSpec:
     return replace(spec, options=options)
 
 
-def _merged(base: Mapping[str, Any], given: Any) -> dict[str, Any]:
-    return {**base, **dict(given or {})}
+def _merged(flags: Mapping[str, Any], given: Any) -> dict[str, Any]:
+    return {**dict(given or {}), **flags}
