@@ -60,10 +60,11 @@ interop: install browser $(INTEROP_VENV)/.installed
 # Mutation testing of the gateway's rules and the scheduling core ([tool.mutmut] in
 # pyproject.toml; docs/testing.md has the last score). Before each release, not in CI.
 mutation: install
-	rm -rf mutants && mkdir -p mutants/backend mutants/integrations
-	PYTHONPATH=$(CURDIR)/mutants/backend:$(CURDIR)/mutants/integrations \
-		nice -n 19 $(BIN)/mutmut run --max-children 2
-	$(BIN)/mutmut results
+	rm -rf build/mutation && mkdir -p build/mutation
+	cp -r backend/autellix_backend integrations/autellix_integrations autellix_graph \
+		autellix_protocol examples tests pyproject.toml build/mutation/
+	cd build/mutation && nice -n 19 $(CURDIR)/$(BIN)/mutmut run --max-children 2; \
+		$(CURDIR)/$(BIN)/mutmut results
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
@@ -81,4 +82,4 @@ lock: install
 	$(BIN)/python tools/lockfile.py write --extras $(EXTRAS)
 
 clean:
-	rm -rf $(VENV) $(INTEROP_VENV) build *.egg-info mutants
+	rm -rf $(VENV) $(INTEROP_VENV) build *.egg-info
