@@ -17,6 +17,7 @@ chart ``kv_retention.png``. Targets (issue 18): >= 1.3x lower mean program laten
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -24,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from autellix_backend.core import KVRetention, SchedulerConfig
+from autellix_backend.core import KVRetention, RetentionRule, SchedulerConfig
 from autellix_backend.sim import CallResult, EngineConfig, SimConfig, SimResult, run_simulation
 from autellix_backend.workloads import ProgramSpec, make_workload
 
@@ -64,7 +65,10 @@ def measure(
     programs: list[ProgramSpec], retention: str, balancer: str, args: argparse.Namespace
 ) -> Row:
     config = SimConfig(
-        scheduler=SchedulerConfig(kv_retention=KVRetention(retention)),
+        scheduler=SchedulerConfig(
+            kv_retention=KVRetention(retention),
+            retention_rule=RetentionRule(ttl_slack=args.ttl_slack),
+        ),
         engine=EngineConfig(profile="a100-llama3-8b", num_kv_blocks=args.kv_blocks),
         num_engines=4,
         balancer=balancer,
@@ -126,7 +130,7 @@ def plot(rows: list[Row], path: Path) -> None:
     for ax, title in zip(axes, titles, strict=True):
         ax.set_xticks([j + width for j in range(len(BALANCERS))], BALANCERS)
         ax.set_title(title)
-    axes[0].legend(title="kv_retention")
+    axes[0].legend(title="kv_retention", loc="lower left", framealpha=0.9)
     fig.suptitle("bfcl_tools, 4 x A100 (Llama-3-8B profile), small KV cache")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -138,6 +142,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.5, help="programs per second")
     parser.add_argument("--kv-blocks", type=int, default=1024, help="16-token blocks/engine")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ttl-slack", type=float, default=RetentionRule().ttl_slack)
     parser.add_argument("--retention", nargs="+", default=[m.value for m in KVRetention])
     parser.add_argument("--balancers", nargs="+", default=list(BALANCERS))
     parser.add_argument("--out", type=Path)
@@ -155,7 +160,7 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         data = {
             "args": {k: str(v) for k, v in vars(args).items()},
-            "rows": [r.__dict__ for r in rows],
+            "rows": [dataclasses.asdict(r) for r in rows],
         }
         (args.out / "kv_retention.json").write_text(json.dumps(data, indent=1))
         if set(args.balancers) == set(BALANCERS):
