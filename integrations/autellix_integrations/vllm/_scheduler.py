@@ -212,6 +212,8 @@ class AutellixSchedulerMixin(_SchedulerBase):
 
     def _admit_only(self, decision: SchedulerDecision) -> list[Request]:
         """Leave in ``self.waiting`` only the core's choices, best first; return the rest."""
+        if not self.waiting:  # light load: nothing waits, so there is nothing to filter
+            return []
         chosen = [
             request
             for call in decision.scheduled
@@ -228,6 +230,8 @@ class AutellixSchedulerMixin(_SchedulerBase):
 
     def _requeue(self, held: list[Request]) -> None:
         """Put every still-waiting request back in one queue, in the core's order."""
+        if not held:  # ``self.waiting`` holds only the core's choices, already in its order
+            return
         pending = [*self.waiting, *held]
         rank = {c.call_id: i for i, c in enumerate(self.autellix.waiting())}
         last = len(rank)
