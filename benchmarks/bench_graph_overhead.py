@@ -184,7 +184,9 @@ def _langfuse() -> Callable[[Any, int], float]:
     from langfuse import Langfuse
     from langfuse.langchain import CallbackHandler
 
-    # The client batches spans on its own SDK provider; an in-memory exporter replaces OTLP.
+    # The client batches spans on its own SDK provider (given here: by default it would also
+    # become the process's global provider, and ``instrument()`` without one would record
+    # into it); an in-memory exporter replaces OTLP.
     # It warns once per run that a fake model has no model name: not our concern here.
     logging.getLogger("langfuse").setLevel(logging.ERROR)
     client = Langfuse(
@@ -192,6 +194,7 @@ def _langfuse() -> Callable[[Any, int], float]:
         secret_key="sk-bench",
         base_url="http://127.0.0.1:9",
         span_exporter=InMemorySpanExporter(),
+        tracer_provider=TracerProvider(),
     )
 
     def run(graph: Any, num_nodes: int) -> float:
