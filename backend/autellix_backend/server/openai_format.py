@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from autellix_backend.engines.base import EngineUsage, RequestKind
 
@@ -101,8 +102,14 @@ def relayed(event: Mapping[str, Any], *, response_id: str) -> dict[str, Any]:
     return {**event, "id": response_id}
 
 
+def dumps(body: Any) -> bytes:
+    """``body`` as compact UTF-8 JSON (orjson: several times faster than ``json.dumps`` on
+    the per-call and per-chunk path)."""
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+
+
 def sse(body: Mapping[str, Any]) -> bytes:
-    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + dumps(body) + b"\n\n"
 
 
 DONE_EVENT = b"data: [DONE]\n\n"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from autellix_backend.engines.base import RequestKind
+from autellix_backend.server.openai_format import dumps
 from autellix_backend.server.schemas import (
     ERROR_RESPONSES,
     ChatCompletionRequest,
@@ -58,6 +59,13 @@ TAG_HEADERS = {
 
 
 Tags = Annotated[CallTags, Depends(call_tags)]
+
+
+class _BodyResponse(JSONResponse):
+    """A completion body serialised with orjson (the same JSON, a fraction of the cost)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
 
 
 @router.post(
@@ -120,7 +128,7 @@ async def _serve(
         gateway.close_soon(call, None, "error")
         raise
     gateway.close_soon(call, done.usage, "finished")
-    return JSONResponse(gateway.body(call, done), headers=call.headers())
+    return _BodyResponse(gateway.body(call, done), headers=call.headers())
 
 
 async def _client_gone(request: Request) -> None:
