@@ -49,6 +49,12 @@ def serve(
         float | None, typer.Option(help="Seconds before an idle program is ended (default 600).")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level (default info).")] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the engines as Ray actors on this cluster (auto, ray://head:10001, local)."
+        ),
+    ] = None,
     enable_auto_tool_choice: Annotated[
         bool, typer.Option(help="vLLM: let the model choose tool calls (needs a parser).")
     ] = False,
@@ -79,6 +85,7 @@ def serve(
         "idle_timeout_s": idle_timeout,
         "log_level": log_level,
         "api_keys": list(api_key) if api_key else None,
+        "ray_address": None if ray_address in (None, "local") else ray_address,
     }
     if engine is not None or model is not None or url is not None or num_engines > 1:
         kind = engine or ("local_vllm" if url is None else "remote_vllm")
@@ -86,6 +93,10 @@ def serve(
             {"kind": kind, "model": model or "", "url": url or "", "id": f"{kind}-{i}"}
             for i in range(num_engines)
         ]
+    if ray_address is not None and (config is None or "engines" in overrides):
+        # engines from flags (or the default one) go on Ray; a file's engines say per engine
+        engines = overrides.get("engines") or [{"kind": "local_vllm"}]
+        overrides["engines"] = [{**e, "placement": "ray"} for e in engines]
     try:
         settings = load_config(config, **overrides)
         layer = OpenAILayerOptions(

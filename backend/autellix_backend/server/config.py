@@ -56,11 +56,20 @@ class EngineSpec:
     """Base URL of a remote engine (``remote_vllm``, ``openai``)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Adapter-specific settings (simulator profile and time scale, vLLM engine args...)."""
+    placement: str = "local"
+    """``local``: in the gateway's process (or behind ``url``); ``ray``: in a Ray actor placed
+    by Ray (``engines/ray_engine.py``)."""
+    resources: Mapping[str, float] = field(default_factory=dict)
+    """Ray placement: what the actor needs, e.g. ``{GPU: 1}`` (default ``{CPU: 1}``)."""
+    max_restarts: int = -1
+    """Ray placement: times Ray restarts a dead engine actor (-1: without limit)."""
 
     def validate(self) -> None:
         kind = parse_kind(EngineKind, self.kind, what="engine kind", error=ConfigError)
         if kind in (EngineKind.REMOTE_VLLM, EngineKind.OPENAI) and not self.url:
             raise ConfigError(f"engine kind {self.kind!r} needs a url")
+        if self.placement not in ("local", "ray"):
+            raise ConfigError(f"engine placement must be local or ray, got {self.placement!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +157,9 @@ class ServerConfig:
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
     sharding: ShardingConfig = field(default_factory=ShardingConfig)
+    ray_address: str | None = None
+    """Ray cluster for engines with ``placement: ray`` (``auto``, ``ray://head:10001``); None
+    joins the cluster this process is in, or starts a local one."""
 
     @property
     def policy(self) -> str:

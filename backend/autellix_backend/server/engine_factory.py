@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.util
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from autellix_backend.core import SchedulerConfig
@@ -20,7 +23,12 @@ VLLM_MISSING = (
 
 def build_engines(config: ServerConfig) -> list[EngineAdapter]:
     """One adapter per configured engine, all scheduling with the service's settings."""
-    return [build_engine(spec, config.scheduler) for spec in config.engines]
+    return [
+        _ray_engine(spec, config.scheduler, config.ray_address)
+        if spec.placement == "ray"
+        else build_engine(spec, config.scheduler)
+        for spec in config.engines
+    ]
 
 
 def build_engine(spec: EngineSpec, scheduler: SchedulerConfig) -> EngineAdapter:
@@ -66,6 +74,27 @@ def _openai(spec: EngineSpec, scheduler: SchedulerConfig, options: dict[str, Any
 
     return OpenAICompatEngine(
         engine_id=spec.engine_id, base_url=spec.url, model=spec.model, **options
+    )
+
+
+def _ray_engine(spec: EngineSpec, scheduler: SchedulerConfig, address: str | None) -> EngineAdapter:
+    """``spec``'s engine inside a Ray actor; the actor builds it with ``build_engine``."""
+    from autellix_backend.engines.ray_engine import RayEngine
+
+    if importlib.util.find_spec("ray") is None:
+        from autellix_backend.engines.ray_engine import RAY_MISSING
+
+        raise ConfigError(RAY_MISSING)
+    local = replace(spec, placement="local")
+    kind = parse_kind(EngineKind, spec.kind, what="engine kind", error=ConfigError)
+    return RayEngine(
+        engine_id=spec.engine_id,
+        model=spec.model or ("sim" if kind is EngineKind.SIM else ""),
+        build=functools.partial(build_engine, local, scheduler),
+        program_aware=kind in (EngineKind.SIM, EngineKind.LOCAL_VLLM, EngineKind.REMOTE_VLLM),
+        resources=spec.resources,
+        max_restarts=spec.max_restarts,
+        address=address,
     )
 
 
