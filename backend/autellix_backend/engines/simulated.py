@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,14 @@ class SimulatedEngine(EngineAdapter):
         self._task: asyncio.Task[None] | None = None
         self._failure: str | None = None
         self._clock = 0.0
+        self._go = asyncio.Event()
+        self._go.set()
+        self.hold_on_finish = False
+        """Lockstep driving (with ``time_scale`` 0): hold after every step that ends a call,
+        so a driver can send the calls that this unblocks at the same simulated time."""
+        self.finished_ids: deque[str] = deque(maxlen=4096)
+        """Request ids of the calls this engine finished, in order (a lockstep driver sends
+        what they unblock in that order, as the simulator does)."""
         self._origin = 0.0
 
     # Life cycle ----------------------------------------------------------------
@@ -148,6 +157,22 @@ class SimulatedEngine(EngineAdapter):
     def load(self) -> EngineLoad:
         scheduler = self._sim.scheduler
         return EngineLoad(num_running=scheduler.num_running, num_waiting=scheduler.num_waiting)
+
+    @property
+    def clock(self) -> float:
+        """Simulated time at the end of the last step."""
+        return self._clock
+
+    def hold(self) -> None:
+        """Start no new step until ``release`` (a driver admits calls at one simulated time)."""
+        self._go.clear()
+
+    def release(self) -> None:
+        self._go.set()
+
+    @property
+    def held(self) -> bool:
+        return not self._go.is_set()
 
     def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:
         self._sim.scheduler.refresh(program_id, snapshot)
@@ -237,6 +262,9 @@ class SimulatedEngine(EngineAdapter):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if not self._go.is_set():
+                await self._go.wait()
+                continue
             duration = sim.start_step(self._now())
             if duration is None:
                 self._wake.clear()
@@ -245,6 +273,8 @@ class SimulatedEngine(EngineAdapter):
             await asyncio.sleep(duration * self.time_scale)
             outcome = sim.complete_step()
             self._clock = max(self._clock, outcome.end)
+            if outcome.finished and self.hold_on_finish:
+                self._go.clear()
             self._publish(outcome)
 
     def _publish(self, outcome: StepOutcome) -> None:
@@ -259,6 +289,7 @@ class SimulatedEngine(EngineAdapter):
                 call.queue.put_nowait(EngineChunk(text=self._text(call, record.num_output_tokens)))
 
     def _finish(self, call: _Call, result: CallResult) -> None:
+        self.finished_ids.append(call.request.request_id)
         text = self._text(call, result.output_tokens)
         usage = EngineUsage(
             prompt_tokens=result.prompt_tokens,
