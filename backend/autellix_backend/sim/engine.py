@@ -411,7 +411,8 @@ class SimEngine:
         if len(self.retention):
             self._yield_holds()
         budget = KVBatchBudget(self.config, self.kv, seqs, num_running_decodes=decodes)
-        budget.blocks_left -= self._num_held_blocks()
+        if len(self.retention):
+            budget.blocks_left -= self._num_held_blocks()
         decision = self.scheduler.schedule(budget, now)
         swap_time = sum(self._preempt(seqs[c.call_id]) for c in decision.preempted)
         grants = [budget.grants[c.call_id] for c in decision.scheduled]
