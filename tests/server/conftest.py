@@ -55,7 +55,7 @@ class LiveServer:
 
         asyncio.run(serve())
 
-    def start(self, timeout: float = 10.0) -> LiveServer:
+    def start(self, timeout: float = 60.0) -> LiveServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._thread.is_alive():
