@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from autellix_backend.bench.analysis import capacity
 from autellix_backend.bench.capacity import Bound
 from autellix_backend.bench.records import TARGET_METRIC, RunSpec
-from autellix_backend.bench.runner import BenchSettings
+from autellix_backend.bench.runner import BenchSettings, run_one
 from autellix_backend.bench.search import probe_spec, search_capacity
 
 
 def test_search_ends_with_a_bracket_as_narrow_as_asked() -> None:
     curve = RunSpec("latency", "sharegpt", "plas", 10)
     settings = BenchSettings()
-    unloaded = search_capacity(curve, 1.0, settings, precision=1.0, start=0.25, window=40.0)[0].mean
+    unloaded = run_one(dataclasses.replace(curve, rate=0.25), settings).mean
     target = 3 * unloaded
-    probes = search_capacity(curve, target, settings, precision=0.2, start=0.5, window=40.0)
+    probes = search_capacity(curve, target, settings, precision=0.2, start=0.5, window=20.0)
     met = [p.spec.rate for p in probes if p.mean <= target]
     missed = [p.spec.rate for p in probes if p.mean > target]
     assert met and missed

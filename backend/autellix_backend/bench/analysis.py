@@ -142,10 +142,14 @@ class CurveCapacity:
 
 
 def balancer_capacities(
-    records: Sequence[RunRecord], workload: str, target: float
+    records: Sequence[RunRecord], workload: str, target: float, num_engines: int | None = None
 ) -> list[CurveCapacity]:
-    """Figure 14: capacity per balancer, at the latency target of the one-engine sweep."""
-    runs = select(records, "balancer", workload=workload)
+    """Figure 14: capacity per balancer (on ``num_engines`` engines, if given)."""
+    runs = [
+        r
+        for r in select(records, "balancer", workload=workload)
+        if num_engines is None or r.spec.num_engines == num_engines
+    ]
     balancers = list(dict.fromkeys(r.spec.balancer for r in runs))
     return [
         CurveCapacity(b, capacity([r for r in runs if r.spec.balancer == b], target))

@@ -28,7 +28,9 @@ def bench(
     ctx: typer.Context,
     quick: Annotated[
         bool,
-        typer.Option(help="Few programs, one seed, capacities to 25%: under 2 min on 2 cores."),
+        typer.Option(
+            help="Few programs, one seed, capacities to 40%: about 2 min on 2 idle cores."
+        ),
     ] = False,
     out: Annotated[
         Path, typer.Option(help="Directory for CSV/JSON, PNGs and summary.md.")
@@ -37,8 +39,8 @@ def bench(
         str, typer.Option(help="Comma-separated: latency, balancer, scaling, makespan.")
     ] = "latency",
     workloads: Annotated[
-        str, typer.Option(help="Comma-separated: sharegpt, bfcl, lats, mixed.")
-    ] = "sharegpt,bfcl,lats,mixed",
+        str, typer.Option(help="Comma-separated: sharegpt, bfcl, bfcl-paper, lats, mixed, skewed.")
+    ] = "sharegpt,bfcl,bfcl-paper,lats,mixed,skewed",
     systems: Annotated[
         str, typer.Option(help="Comma-separated systems of the latency experiment.")
     ] = "vllm,vllm-opt,mlfq,plas,atlas,atlas_exact,srpt",
@@ -48,7 +50,7 @@ def bench(
     ] = 1.0,
     precision: Annotated[
         float,
-        typer.Option(help="Relative precision of each capacity (0: 0.05, or 0.25 with --quick)."),
+        typer.Option(help="Relative precision of each capacity (0: 0.05, or 0.4 with --quick)."),
     ] = 0.0,
     seeds: Annotated[
         int, typer.Option(help="Seeds per capacity, reported as median and range (0: 3, or 1).")

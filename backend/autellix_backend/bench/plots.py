@@ -78,12 +78,14 @@ def latency_figure(
 
 
 def balancer_figure(records: Sequence[RunRecord], path: Path) -> Path:
-    """Figure 14: mean latency per token against rate, one curve per balancer."""
+    """Figure 14: mean latency per token against rate, one curve per balancer (most engines)."""
     runs = first_seed(select(records, "balancer"))
     workloads = _workloads(runs)
     fig, axes = _subplots(1, len(workloads), figsize=(4.5 * len(workloads), 3.4), squeeze=False)
     for ax, workload in zip(axes[0], workloads, strict=True):
         mine = [r for r in runs if r.spec.workload == workload]
+        most = max(r.spec.num_engines for r in mine)
+        mine = [r for r in mine if r.spec.num_engines == most]
         for balancer in dict.fromkeys(r.spec.balancer for r in mine):
             curve = sorted((r.spec.rate, r.mean) for r in mine if r.spec.balancer == balancer)
             ax.plot(*zip(*curve, strict=True), marker="o", label=balancer)

@@ -27,6 +27,7 @@ PAPER_RATIOS = {
     "bfcl-paper": "up to 8x vLLM, 2x vLLM-opt, 1.5x MLFQ",
     "lats": "5x vLLM, 2.5x MLFQ",
     "mixed": "15x vLLM, 4-5x vLLM-opt, 5.5x MLFQ",
+    "skewed": "not in the paper (ours: ATLAS-exact >= 1.2x ATLAS)",
 }
 """The paper's throughput-at-equal-latency claims for the 8B model."""
 
@@ -59,8 +60,11 @@ def write_report(
     balancer_workloads = list(dict.fromkeys(r.spec.workload for r in select(records, "balancer")))
     if balancer_workloads:
         curves = {
-            w: balancer_capacities(records, w, latency_target(records, w, slo_factor, "balancer"))
+            f"{w}, {n} engines": balancer_capacities(
+                records, w, latency_target(records, w, slo_factor, "balancer"), n
+            )
             for w in balancer_workloads
+            for n in sorted({r.spec.num_engines for r in select(records, "balancer", workload=w)})
         }
         sections.append(_curve_table("Balancers (Figure 14)", "balancer", curves, "round_robin"))
         paths.append(plots.balancer_figure(records, out_dir / "fig14_balancers.png"))
@@ -88,9 +92,11 @@ def _ratio_table(comparisons: Sequence[WorkloadComparison], slo_factor: float) -
     head += ["best/SRPT latency (worst rate)", "best/SRPT at target", "paper"]
     lines = [
         "## Throughput at equal latency (Figure 12)\n",
-        f"Capacity = highest arrival rate whose mean latency per token stays under the target "
-        f"({slo_factor:g}x the best latency at the lowest rate); `>=`/`<=` mark bounds where a "
-        "curve does not cross the target inside the swept rates.\n",
+        "Capacity = highest arrival rate whose mean latency per token stays under the target "
+        "(the target column: the factor given to `autellix bench` times the best system's "
+        "latency at the workload's light-load reference rate), found per system by bracketing "
+        "and bisection (`bench.search`); with several seeds, the median. A `>=`/`<=` would mark "
+        "a search that hit its limits.\n",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]

@@ -35,10 +35,11 @@ from autellix_backend.bench.sweeps import RATES
 
 FULL_PRECISION = 0.05
 """Relative width of the final bracket in the full run."""
-QUICK_PRECISION = 0.25
+QUICK_PRECISION = 0.4
 """Relative width of the final bracket in ``--quick``."""
-MAX_STEPS = 10
-"""Doublings (or halvings) tried before a curve is left as a bound: 1,024x either way."""
+MAX_STEPS = 6
+"""Doublings (or halvings) tried before a curve is left as a bound: 64x either way (a probe's
+program count grows with its rate, so more would only try huge runs)."""
 
 
 def reference_rate(workload: str) -> float:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from autellix_backend.bench.records import RunSpec
 from autellix_backend.bench.systems import SYSTEMS
 
-WORKLOAD_NAMES = ("sharegpt", "bfcl", "lats", "mixed")
+WORKLOAD_NAMES = ("sharegpt", "bfcl", "bfcl-paper", "lats", "mixed", "skewed")
 RATES: dict[str, tuple[float, ...]] = {
     "sharegpt": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
     "bfcl": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
     "bfcl-paper": (0.2, 0.4, 0.6, 0.8, 1.2, 1.6),
     "lats": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
     "mixed": (0.2, 0.3, 0.4, 0.5, 0.6, 0.8),
+    "skewed": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
 }
 """Arrival rates of the latency sweep (programs/s per engine)."""
 MAX_NUM_SEQS = 32
@@ -34,9 +35,10 @@ AUTELLIX_SYSTEM = {
     "bfcl-paper": "plas",
     "lats": "atlas",
     "mixed": "atlas",
+    "skewed": "atlas",
 }
 """The Autellix policy the multi-engine runs use per workload (ATLAS for multi-threaded ones)."""
-BALANCERS = ("round_robin", "least_used", "locality", "prefix_aware")
+BALANCERS = ("round_robin", "least_used", "locality", "prefix_aware", "cache_aware")
 ENGINE_COUNTS = (1, 2, 4, 8)
 
 
@@ -49,8 +51,9 @@ class SweepSize:
     runs (and what the light-load reference runs use)."""
     num_rates: int = 6
     """How many of ``RATES`` to use (evenly picked, always the lowest and highest)."""
-    balancer_engines: int = 4
-    makespan_batches: tuple[int, ...] = (250, 500, 1000)
+    balancer_engines: tuple[int, ...] = (4, 8)
+    """Engine counts of the balancer experiment (the paper's 4, and 8)."""
+    makespan_batches: tuple[int, ...] = (1000, 2000, 4000)
     """Offline batch sizes of the makespan experiment (ShareGPT programs)."""
     engine_counts: tuple[int, ...] = ENGINE_COUNTS
     window_seconds: dict[str, float] = field(default_factory=dict)
@@ -59,26 +62,42 @@ class SweepSize:
 
 
 FULL = SweepSize(
-    num_programs={"sharegpt": 200, "bfcl": 120, "bfcl-paper": 120, "lats": 30, "mixed": 60},
+    num_programs={
+        "sharegpt": 200,
+        "bfcl": 120,
+        "bfcl-paper": 120,
+        "lats": 30,
+        "mixed": 60,
+        "skewed": 120,
+    },
     window_seconds={
         "sharegpt": 75.0,
         "bfcl": 100.0,
         "bfcl-paper": 100.0,
         "lats": 120.0,
         "mixed": 60.0,
+        "skewed": 75.0,
     },
 )
 QUICK = SweepSize(
-    num_programs={"sharegpt": 30, "bfcl": 20, "bfcl-paper": 20, "lats": 4, "mixed": 12},
+    num_programs={
+        "sharegpt": 30,
+        "bfcl": 20,
+        "bfcl-paper": 20,
+        "lats": 4,
+        "mixed": 12,
+        "skewed": 20,
+    },
     window_seconds={
         "sharegpt": 15.0,
         "bfcl": 20.0,
         "bfcl-paper": 20.0,
-        "lats": 20.0,
-        "mixed": 10.0,
+        "lats": 8.0,
+        "mixed": 8.0,
+        "skewed": 15.0,
     },
     num_rates=3,
-    balancer_engines=2,
+    balancer_engines=(2,),
     makespan_batches=(30, 60),
     engine_counts=(1, 2),
 )
@@ -114,8 +133,7 @@ def latency_specs(
 def balancer_specs(
     size: SweepSize, workloads: Sequence[str] = ("sharegpt", "lats"), seed: int = 0
 ) -> list[RunSpec]:
-    """Figure 14: the balancers on ``balancer_engines`` engines, rates scaled by that count."""
-    n = size.balancer_engines
+    """Figure 14: the balancers on each of ``balancer_engines`` engines, rates scaled by it."""
     return [
         RunSpec(
             "balancer",
@@ -128,6 +146,7 @@ def balancer_specs(
             seed=seed,
         )
         for w in workloads
+        for n in size.balancer_engines
         for r in rates_for(w, size.num_rates)
         for b in BALANCERS
     ]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from autellix_backend.workloads import bfcl, bfcl_paper, bfcl_tools, lats, mixed, sharegpt
+from autellix_backend.workloads import (
+    bfcl,
+    bfcl_paper,
+    bfcl_tools,
+    lats,
+    mixed,
+    sharegpt,
+    skewed,
+)
 from autellix_backend.workloads.arrivals import ArrivalMode, arrival_times, with_arrivals
 from autellix_backend.workloads.spec import ProgramSpec
 
@@ -17,6 +25,7 @@ WORKLOADS: dict[str, Generator] = {
     bfcl_tools.NAME: bfcl_tools.generate,
     lats.NAME: lats.generate,
     mixed.NAME: mixed.generate,
+    skewed.NAME: skewed.generate,
 }
 """Every workload generator, keyed by name; each takes ``(num_programs, *, seed)``."""
 
