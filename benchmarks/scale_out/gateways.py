@@ -101,8 +101,10 @@ async def _load(
                             done += 1
                         else:
                             errors += 1
-                    except httpx.HTTPError:
+                            print(f"error {response.status_code}: {response.text[:200]}")
+                    except httpx.HTTPError as exc:
                         errors += 1
+                        print(f"error: {type(exc).__name__}: {exc}")
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return done, errors

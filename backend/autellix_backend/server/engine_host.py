@@ -174,7 +174,14 @@ def main() -> None:
     engine = SimulatedEngine(
         engine_id=args.engine_id, model=args.model, time_scale=args.time_scale, profile=args.profile
     )
-    uvicorn.run(create_engine_app(engine), host=args.host, port=args.port, log_level="warning")
+    # keep-alive longer than the gateways' pooled connections idle, as ``autellix serve`` does
+    uvicorn.run(
+        create_engine_app(engine),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_keep_alive=60,
+    )
 
 
 if __name__ == "__main__":
