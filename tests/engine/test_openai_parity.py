@@ -29,7 +29,7 @@ import httpx
 import openai
 import pytest
 
-pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(600)]
 
 TOOL_PARSER = "hermes"
 STRUCTURED = '{"backend": "xgrammar", "disable_any_whitespace": true}'

@@ -66,6 +66,8 @@ class LocalVLLMEngine(EngineAdapter):
             (``enable_auto_tool_choice``, ``tool_call_parser``, ``chat_template``...).
     """
 
+    openai_native = True
+
     def __init__(
         self,
         *,

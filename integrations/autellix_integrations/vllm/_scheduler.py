@@ -61,7 +61,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(f"vllm.{__name__}")
 check_vllm_version(logger)
 
-_WAITING = (RequestStatus.WAITING, RequestStatus.PREEMPTED)
+_WAITING = (
+    RequestStatus.WAITING,
+    RequestStatus.PREEMPTED,
+    RequestStatus.WAITING_FOR_STRUCTURED_OUTPUT_GRAMMAR,
+)
+"""Statuses of a waiting request the core may hand to vLLM's ``schedule``. A structured-output
+request waits for its grammar: vLLM's own pass over the queue promotes it once the grammar is
+compiled (and skips it until then), so it must reach that pass or it waits forever."""
 
 if TYPE_CHECKING:
     _SchedulerBase = Scheduler
