@@ -46,11 +46,11 @@ class MeasuredParts:
 
 
 MEASURED = MeasuredParts(
-    gateway_cpu_s_per_call=0.0011,
-    table_bytes_per_program=6_000.0,
-    table_bytes_per_node=1_500.0,
-    snapshot_bytes=330,
-    report_bytes=180,
+    gateway_cpu_s_per_call=0.0019,
+    table_bytes_per_program=3_788.0,
+    table_bytes_per_node=1_133.0,
+    snapshot_bytes=425,
+    report_bytes=312,
 )
 """Figures from ``autellix plan --measure`` on the development machine (docs/capacity.md)."""
 
