@@ -104,11 +104,11 @@ THROUGHPUT: dict[tuple[str, str], EngineThroughput] = {
     ("a100-llama3-8b", "mixed"): EngineThroughput(
         profile="a100-llama3-8b",
         workload="mixed",
-        programs_per_s=9.0,
-        calls_per_program=55.0,
-        prompt_tokens_per_call=1500.0,
-        output_tokens_per_call=60.0,
-        program_latency_s=55.0,
+        programs_per_s=3.30,
+        calls_per_program=54.5,
+        prompt_tokens_per_call=863.0,
+        output_tokens_per_call=76.1,
+        program_latency_s=107.7,
         target_s_per_token=0.0523,
     ),
 }
