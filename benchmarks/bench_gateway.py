@@ -1,6 +1,6 @@
 """Gateway benchmarks: per-call overhead, sustained throughput, 1,000 concurrent programs.
 
-    python benchmarks/bench_gateway.py overhead   [--calls 500]
+    python benchmarks/bench_gateway.py overhead   [--calls 500] [--no-peers]
     python benchmarks/bench_gateway.py overhead-inproc [--calls 500]
     python benchmarks/bench_gateway.py throughput [--seconds 10] [--concurrency 64]
     python benchmarks/bench_gateway.py programs   [--programs 1000] [--calls-per-program 3]
@@ -10,7 +10,9 @@ another process. ``overhead`` compares, side by side, calling an OpenAI-compatib
 directly (a simulated engine served by ``autellix serve --engine sim``, steps back to back)
 with calling it through a gateway that fronts it (engine kind ``openai``): the difference is
 the gateway's cost per call (admission into the process table, routing, relaying, one more
-HTTP hop). ``throughput`` and ``programs`` drive a gateway with two in-process simulated
+HTTP hop); when ``vllm-router`` (a Rust router, ``bench`` extra) is installed, the same calls
+also go through it in front of the same engine, so its hop is measured beside ours.
+``throughput`` and ``programs`` drive a gateway with two in-process simulated
 engines (``programs``: A100 cost model at ``--time-scale``, default 10x faster than real).
 """
 
@@ -83,9 +85,9 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def paired_latencies(urls: tuple[str, str], calls: int) -> tuple[list[float], list[float]]:
-    """Alternate calls between the two URLs so that both see the same machine load."""
-    out: tuple[list[float], list[float]] = ([], [])
+def paired_latencies(urls: tuple[str, ...], calls: int) -> list[list[float]]:
+    """Alternate calls between the URLs so that all see the same machine load."""
+    out: list[list[float]] = [[] for _ in urls]
     clients = [httpx.Client(base_url=url, timeout=30) for url in urls]
     try:
         for i in range(calls + 50):
@@ -100,18 +102,58 @@ def paired_latencies(urls: tuple[str, str], calls: int) -> tuple[list[float], li
     return out
 
 
+VLLM_ROUTER = Path(sys.executable).parent / "vllm-router"
+"""The peer router (PyPI ``vllm-router``, Rust; in the ``bench`` extra)."""
+
+
+@contextlib.contextmanager
+def vllm_router(engine_url: str) -> Iterator[str]:
+    """Run ``vllm-router`` in front of ``engine_url``; yield its URL once it answers a call."""
+    port = free_port()
+    cmd = [str(VLLM_ROUTER), "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--worker-urls", engine_url, "--policy", "round_robin", "--log-level", "error"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.post(f"{url}/v1/chat/completions", json=BODY).status_code == 200:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("vllm-router did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def overhead(args: argparse.Namespace) -> None:
-    with server({"engines": sim_engines(1, 0.0)}) as (engine_url, _):
+    peers = VLLM_ROUTER.exists() and not args.no_peers
+    with contextlib.ExitStack() as stack:
+        engine_url, _ = stack.enter_context(server({"engines": sim_engines(1, 0.0)}))
         gateway = {
             "engines": [{"kind": "openai", "id": "direct", "model": "sim", "url": engine_url}]
         }
-        with server(gateway) as (gateway_url, _):
-            direct, through = paired_latencies((engine_url, gateway_url), args.calls)
-    for name, ms in (("engine directly", direct), ("through the gateway", through)):
+        urls = {"engine directly": engine_url}
+        urls["through the gateway"] = stack.enter_context(server(gateway))[0]
+        if peers:
+            urls["through vllm-router"] = stack.enter_context(vllm_router(engine_url))
+        else:
+            print("note: vllm-router not installed (pip install -e '.[bench]') or --no-peers")
+        results = dict(zip(urls, paired_latencies(tuple(urls.values()), args.calls), strict=True))
+    for name, ms in results.items():
         ms = sorted(ms)
         print(f"{name:22s} p50 {ms[len(ms) // 2]:7.2f} ms   p99 {ms[int(len(ms) * 0.99)]:7.2f} ms")
-    diffs = sorted(t - d for d, t in zip(direct, through, strict=True))
-    print(f"gateway overhead       p50 {statistics.median(diffs):7.2f} ms (paired differences)")
+    direct = results.pop("engine directly")
+    for name, through in results.items():
+        diffs = sorted(t - d for d, t in zip(direct, through, strict=True))
+        hop = name.removeprefix("through ").removeprefix("the ")
+        print(
+            f"{hop + ' overhead':22s} p50 {statistics.median(diffs):7.2f} ms"
+            f"   p99 {diffs[int(len(diffs) * 0.99)]:7.2f} ms (paired differences)"
+        )
 
 
 async def _direct_engine_ms(calls: int) -> list[float]:
@@ -265,6 +307,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("overhead")
     p.add_argument("--calls", type=int, default=500)
+    p.add_argument("--no-peers", action="store_true", help="skip vllm-router")
     p = sub.add_parser("overhead-inproc")
     p.add_argument("--calls", type=int, default=500)
     p = sub.add_parser("throughput")
