@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from autellix_graph.protocol import HEADER_CALL_ID, HEADER_PROGRAM_ID
@@ -57,3 +58,28 @@ def test_another_key_can_neither_see_nor_touch_a_program(secured: LiveServer) ->
     assert after["calls"] == before["calls"] and after["owner"] == "alice"
     alice.close()
     bob.close()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "message"),
+    [
+        (None, "missing API key: send 'Authorization: Bearer <key>'"),
+        (f"Basic {KEYS['alice']}", "malformed Authorization header: expected 'Bearer <key>'"),
+        ("Bearer", "malformed Authorization header: expected 'Bearer <key>'"),
+        ("Bearer sk-nobody", "invalid API key"),
+    ],
+)
+def test_a_refused_key_says_why(
+    secured: LiveServer, authorization: str | None, message: str
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    r = httpx.get(f"{secured.url}/v1/programs", headers=headers)
+    assert r.status_code == 401
+    error = r.json()["error"]
+    assert error == {**error, "message": message, "code": "invalid_api_key"}
+    assert error["type"] == "authentication_error"
+
+
+def test_the_bearer_scheme_is_case_insensitive(secured: LiveServer) -> None:
+    r = httpx.get(f"{secured.url}/v1/programs", headers={"Authorization": f"bearer {KEYS['bob']}"})
+    assert r.status_code == 200
