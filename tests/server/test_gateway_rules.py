@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from autellix_backend.routing import LocalityBalancer
 from autellix_backend.server import Limits
@@ -40,12 +40,14 @@ def _value(value: str | Sequence[str]) -> AnyValue:
 def span(kind: str, node_id: str, parents: Sequence[str] = (), **attrs: str) -> Span:
     """An ended span of ``kind`` naming ``node_id`` and its parents (program id in ``attrs``)."""
     ident = p.ATTR_CALL_ID if kind == p.SPAN_KIND_LLM else p.ATTR_NODE_ID
-    values: dict[str, str | Sequence[str]] = {p.ATTR_SPAN_KIND: kind, ident: node_id, **attrs}
+    values: dict[str, str | Sequence[str]] = {p.ATTR_SPAN_KIND: kind, **attrs}
+    if node_id:  # empty: the span names its node by other attributes
+        values[ident] = node_id
     if parents:
         values[p.ATTR_PARENT_IDS] = list(parents)
     return Span(
         trace_id=b"\x01" * 16,
-        span_id=(abs(hash(node_id)) % 2**63 + 1).to_bytes(8, "big"),
+        span_id=(abs(hash((node_id, *attrs.values()))) % 2**63 + 1).to_bytes(8, "big"),
         name=node_id,
         start_time_unix_nano=1,
         end_time_unix_nano=2,
@@ -141,6 +143,69 @@ def test_session_and_conversation_ids_name_the_program(server: LiveServer, attri
     assert [n["node_id"] for n in row["dag"]["nodes"]] == ["lookup"]
 
 
+def test_node_states_come_from_the_spans_end_status_and_state(server: LiveServer) -> None:
+    program = {p.ATTR_PROGRAM_ID: "states"}
+    done = span(p.SPAN_KIND_TOOL, "done", **program)
+    open_ = span(p.SPAN_KIND_TOOL, "open", **program)
+    open_.end_time_unix_nano = 0
+    bad = span(p.SPAN_KIND_TOOL, "bad", **program)
+    bad.status.code = Status.STATUS_CODE_ERROR
+    stopped = span(p.SPAN_KIND_TOOL, "stopped", **{**program, p.ATTR_STATE: p.STATE_CANCELLED})
+    failed_run = span(p.SPAN_KIND_PROGRAM, "run", **program)
+    failed_run.status.code = Status.STATUS_CODE_ERROR
+    with server.client() as client:
+        post_spans(client, done, open_, bad, stopped)
+        running = client.get("/v1/programs/states").json()
+        post_spans(client, failed_run)
+        failed = client.get("/v1/programs/states").json()
+    statuses = {n["node_id"]: n["status"] for n in running["dag"]["nodes"]}
+    assert statuses == {
+        "done": "finished",
+        "open": "running",
+        "bad": "error",
+        "stopped": "cancelled",
+    }
+    assert (running["state"], running["finished"]) == ("running", False)
+    assert (failed["state"], failed["finished"]) == ("failed", True)
+
+
+def test_openinference_graph_node_ids_place_nodes_and_edges(server: LiveServer) -> None:
+    program = {p.OPENINFERENCE_SESSION_ID: "oi-graph"}
+    nodes = [
+        span("node", "", **{**program, p.OPENINFERENCE_GRAPH_NODE_ID: "agent"}),
+        span(
+            "tool",
+            "",
+            **{
+                **program,
+                p.OPENINFERENCE_GRAPH_NODE_ID: "search",
+                p.OPENINFERENCE_GRAPH_NODE_PARENT_ID: "agent",
+            },
+        ),
+    ]
+    with server.client() as client:
+        post_spans(client, *nodes)
+        row = client.get("/v1/programs/oi-graph").json()
+    assert [n["node_id"] for n in row["dag"]["nodes"]] == ["agent", "search"]
+    assert edges(row) == {("agent", "search")}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not gzip", "malformed gzip body"),
+        (gzip.compress(b"\x0a\x00" * 64)[:-12], "truncated gzip body"),
+    ],
+)
+def test_a_bad_gzip_body_is_400_saying_why(server: LiveServer, body: bytes, message: str) -> None:
+    r = httpx.post(
+        f"{server.url}/v1/traces", content=body, headers={**PROTOBUF, "content-encoding": "gzip"}
+    )
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "malformed_otlp" and error["message"].startswith(message)
+
+
 def test_the_dag_keeps_the_newest_nodes_up_to_max_dag_nodes(serve: Any) -> None:
     live: LiveServer = serve(sim_config(limits=Limits(max_dag_nodes=5)))
     program = {p.ATTR_PROGRAM_ID: "trimmed"}
@@ -228,7 +293,11 @@ def test_a_gzip_body_too_large_once_inflated_is_413(serve: Any) -> None:
         f"{live.url}/v1/traces", content=packed, headers={**PROTOBUF, "content-encoding": "gzip"}
     )
     assert r.status_code == 413
-    assert r.json()["error"]["code"] == "too_large"
+    assert r.json()["error"] == {
+        **r.json()["error"],
+        "code": "too_large",
+        "message": "decompressed body exceeds 4096 bytes",
+    }
     assert httpx.get(f"{live.url}/v1/programs/zip").status_code == 404
 
 
