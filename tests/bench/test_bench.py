@@ -21,7 +21,7 @@ def test_bench_cli_searches_capacities_and_writes_results(tmp_path: Path) -> Non
         "bench",
         "--quick",
         "--workloads", "sharegpt,bfcl-paper",
-        "--systems", "vllm-opt,plas,srpt",
+        "--systems", "vllm-opt,plas",
         "--precision", "0.5",
         "--programs-scale", "0.5",
         "--workers", "1",
@@ -31,7 +31,7 @@ def test_bench_cli_searches_capacities_and_writes_results(tmp_path: Path) -> Non
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "runs.json").read_text())
-    assert {r["system"] for r in rows} == {"vllm-opt", "plas", "srpt"}
+    assert {r["system"] for r in rows} == {"vllm-opt", "plas"}
     assert all(r["mean_latency_per_token"] > 0 and r["makespan"] > 0 for r in rows)
     for name in ("runs.csv", "ratios.csv", "fig12_mean_latency.png", "fig13_tail_latency.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -39,7 +39,13 @@ def test_bench_cli_searches_capacities_and_writes_results(tmp_path: Path) -> Non
     assert ratios and all(line.split(",")[4] == "" for line in ratios), ratios
     summary = (tmp_path / "summary.md").read_text()
     assert "Throughput at equal latency" in summary and "| bfcl-paper |" in summary
-    assert ">=" not in summary and "n/a" not in summary and "| <" not in summary
+    cells = [
+        cell.strip()
+        for line in summary.splitlines()
+        if line.startswith(("| sharegpt |", "| bfcl-paper |"))
+        for cell in line.split("|")
+    ]
+    assert cells and not [c for c in cells if c.startswith((">=", "<", "n/a"))], cells
 
     redo = runner.invoke(
         app, ["bench", "report", str(tmp_path / "runs.json"), "--out", str(tmp_path / "again")]
