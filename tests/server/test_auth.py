@@ -83,3 +83,14 @@ def test_a_refused_key_says_why(
 def test_the_bearer_scheme_is_case_insensitive(secured: LiveServer) -> None:
     r = httpx.get(f"{secured.url}/v1/programs", headers={"Authorization": f"bearer {KEYS['bob']}"})
     assert r.status_code == 200
+
+
+def test_starting_and_ending_a_program_is_scoped_by_key(secured: LiveServer) -> None:
+    with secured.client(api_key=KEYS["alice"]) as alice, secured.client(api_key=KEYS["bob"]) as bob:
+        first = alice.post("/v1/programs", json={"program_id": "mine", "metadata": {"team": "a"}})
+        second = bob.post("/v1/programs", json={"program_id": "mine"})
+        assert (first.status_code, second.status_code) == (201, 201)
+        assert alice.get("/v1/programs/mine").json()["metadata"] == {"team": "a"}
+        assert bob.get("/v1/programs/mine").json()["metadata"] == {}
+        assert bob.delete("/v1/programs/mine").status_code == 200
+        assert alice.get("/v1/programs/mine").json()["state"] == "running"
