@@ -48,7 +48,8 @@ def _wait(url: str) -> None:
 
 def _start_fleet(
     num_gateways: int, engine_urls: list[str], tmp: Path
-) -> list[subprocess.Popen[bytes]]:
+) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """Start ``num_gateways`` gateways sharing ``engine_urls``; their processes and URLs."""
     ports = [_port() for _ in range(num_gateways)]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     procs = []
