@@ -24,8 +24,10 @@ from autellix_backend.server.engine_host import create_engine_app
 from autellix_backend.server.sharding import HEADER_FORWARDED, HashRing
 from tests.server.conftest import LiveServer
 
-LOCAL = {HEADER_FORWARDED: "test"}
-"""Ask a gateway for its own row only (a forwarded request is never forwarded again)."""
+
+def _local(urls: list[str]) -> dict[str, str]:
+    """Headers that ask a gateway for its own row only (as a peer gateway's forward does)."""
+    return {HEADER_FORWARDED: urls[0]}
 
 
 class EngineHost:
@@ -119,13 +121,18 @@ def test_each_program_has_one_row_at_its_owner(
     assert engines_used == {"shared-0", "shared-1"}, "both engines serve the fleet"
     for program in programs:
         owner = urls.index(ring.owner(program))
-        own = httpx.get(f"{urls[owner]}/v1/programs/{program}", headers=LOCAL, timeout=10)
-        other = httpx.get(f"{urls[1 - owner]}/v1/programs/{program}", headers=LOCAL, timeout=10)
+        own = httpx.get(f"{urls[owner]}/v1/programs/{program}", headers=_local(urls), timeout=10)
+        other = httpx.get(
+            f"{urls[1 - owner]}/v1/programs/{program}", headers=_local(urls), timeout=10
+        )
         assert own.status_code == 200 and own.json()["num_calls"] == 2
         assert own.json()["total_service"] > 0, "the shared engine's report reached the owner"
         assert other.status_code == 404, "no second row at the other gateway"
         forwarded = httpx.get(f"{urls[1 - owner]}/v1/programs/{program}", timeout=10)
         assert forwarded.status_code == 200 and forwarded.json()["num_calls"] == 2
+        spoofed = {HEADER_FORWARDED: "http://not-a-gateway"}
+        via_other = httpx.get(f"{urls[1 - owner]}/v1/programs/{program}", headers=spoofed)
+        assert via_other.status_code == 200, "a client's own header does not skip forwarding"
 
 
 def test_a_streamed_call_is_forwarded_whole(fleet: tuple[list[LiveServer], list[str]]) -> None:
@@ -148,7 +155,7 @@ def test_a_streamed_call_is_forwarded_whole(fleet: tuple[list[LiveServer], list[
         lines = [line for line in response.iter_lines() if line.startswith("data:")]
     assert lines[-1] == "data: [DONE]"
     assert len(lines) >= 3
-    local = httpx.get(f"{urls[1]}/v1/programs/{program}", headers=LOCAL, timeout=10)
+    local = httpx.get(f"{urls[1]}/v1/programs/{program}", headers=_local(urls), timeout=10)
     assert local.status_code == 200
 
 

@@ -5,8 +5,9 @@ each program has one owning gateway and one row in one process table. A call (or
 request) that reaches a gateway which does not own its program is forwarded, body and stream
 as they are, to the owner; the owner answers it as if the client had called it. Engines are
 shared by every gateway: each call carries its program's snapshot, so no engine needs a table.
-A forwarded request carries ``X-Autellix-Forwarded`` and is always served where it lands, so a
-disagreement about the ring can cost a wrong owner but never a loop.
+A forwarded request carries ``X-Autellix-Forwarded`` (the sender's URL) and is always served
+where it lands, so a disagreement about the ring can cost a wrong owner but never a loop; the
+header counts only when it names one of the gateways.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from autellix_protocol.headers import HEADER_PROGRAM_ID
 log = logging.getLogger("autellix.server.sharding")
 
 HEADER_FORWARDED: Final = "X-Autellix-Forwarded"
-"""Set on a forwarded request: the receiving gateway serves it without forwarding again."""
+"""Set on a forwarded request to the sender's URL: the receiver serves it without forwarding."""
 CALL_PATHS: Final = ("/v1/chat/completions", "/v1/completions")
 PROGRAMS_PATH: Final = "/v1/programs"
 _HOP_BY_HOP: Final = frozenset(
@@ -77,6 +78,7 @@ class ShardRouter:
     ) -> None:
         self.app = app
         self.ring = HashRing(gateways)
+        self.members = frozenset(gateways)
         self.self_url = self_url
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -88,7 +90,7 @@ class ShardRouter:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if HEADER_FORWARDED.lower() in headers:
+        if headers.get(HEADER_FORWARDED) in self.members:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
