@@ -28,9 +28,7 @@ def bench(
     ctx: typer.Context,
     quick: Annotated[
         bool,
-        typer.Option(
-            help="Few programs, one seed, capacities to 40%: about 2 min on 2 idle cores."
-        ),
+        typer.Option(help="Few programs, one seed, capacities to 45%: a coarse read."),
     ] = False,
     out: Annotated[
         Path, typer.Option(help="Directory for CSV/JSON, PNGs and summary.md.")
@@ -50,7 +48,7 @@ def bench(
     ] = 1.0,
     precision: Annotated[
         float,
-        typer.Option(help="Relative precision of each capacity (0: 0.05, or 0.4 with --quick)."),
+        typer.Option(help="Relative precision of each capacity (0: 0.05, or 0.45 with --quick)."),
     ] = 0.0,
     seeds: Annotated[
         int, typer.Option(help="Seeds per capacity, reported as median and range (0: 3, or 1).")

@@ -35,8 +35,8 @@ from autellix_backend.bench.sweeps import RATES
 
 FULL_PRECISION = 0.05
 """Relative width of the final bracket in the full run."""
-QUICK_PRECISION = 0.4
-"""Relative width of the final bracket in ``--quick``."""
+QUICK_PRECISION = 0.45
+"""Relative width of the final bracket in ``--quick``: one bisection of a factor-2 bracket."""
 MAX_STEPS = 6
 """Doublings (or halvings) tried before a curve is left as a bound: 64x either way (a probe's
 program count grows with its rate, so more would only try huge runs)."""
