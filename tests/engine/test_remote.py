@@ -17,6 +17,7 @@ from autellix_backend.engines.base import EngineRequest, ProgramTag, RequestKind
 from autellix_backend.engines.openai_compat import OpenAICompatEngine
 from autellix_backend.engines.remote_vllm import RemoteVLLMEngine
 from autellix_backend.models import ensure_tiny_model
+from autellix_protocol.snapshot import ProgramSnapshot
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
 
@@ -145,7 +146,7 @@ async def test_generic_openai_adapter_streams_from_the_same_server(
             request_id="generic-1",
             kind=RequestKind.COMPLETION,
             body={"prompt": "hello", "max_tokens": 6, "ignore_eos": True},
-            tag=ProgramTag(program_id="generic", service_at_arrival=3.0),
+            tag=ProgramTag(program_id="generic", snapshot=ProgramSnapshot(service=3.0)),
         )
         chunks = [chunk async for chunk in engine.generate(request)]
     finally:
