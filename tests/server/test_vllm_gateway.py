@@ -55,7 +55,13 @@ def test_streaming_from_the_real_engine(vllm_server: LiveServer) -> None:
 
 def test_disconnect_aborts_the_vllm_request(vllm_server: LiveServer) -> None:
     engine = vllm_server.engines[0]
-    body = {"model": "tiny", "prompt": "Count:", "max_tokens": 3000, "stream": True}
+    body = {
+        "model": "tiny",
+        "prompt": "Count:",
+        "max_tokens": 3000,
+        "stream": True,
+        "ignore_eos": True,
+    }
     with httpx.stream("POST", f"{vllm_server.url}/v1/completions", json=body, timeout=60) as r:
         next(r.iter_lines())
         assert vllm_server.run(lambda: engine.load().num_calls) == 1

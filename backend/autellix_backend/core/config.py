@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -98,6 +99,8 @@ class SchedulerConfig:
         object.__setattr__(self, "service_unit", ServiceUnit(self.service_unit))
         object.__setattr__(self, "queue_order", QueueOrder(self.queue_order))
         object.__setattr__(self, "kv_retention", KVRetention.parse(self.kv_retention))
+        if isinstance(self.retention_rule, Mapping):  # from a config file or the plugin's JSON
+            object.__setattr__(self, "retention_rule", RetentionRule(**self.retention_rule))
         if self.num_queues < 1:
             raise ValueError("num_queues must be at least 1")
         if not self.base_quantum > 0:
