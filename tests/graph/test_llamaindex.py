@@ -235,6 +235,19 @@ def test_the_run_names_its_program_and_steps_can_read_it(traced: InMemorySpanExp
     assert {attrs(s)[protocol.ATTR_PROGRAM_ID] for s in traced.get_finished_spans()} == {"order-7"}
 
 
+def test_runs_of_one_conversation_share_its_session(traced: InMemorySpanExporter) -> None:
+    run(fan_out(MockLLM(max_tokens=4)), autellix_program_id="turn-1", session_id="chat-9")
+    run(fan_out(MockLLM(max_tokens=4)), autellix_program_id="turn-2", session_id="chat-9")
+    run(fan_out(MockLLM(max_tokens=4)), autellix_program_id="alone")
+    sessions: dict[str, set[str]] = {}
+    for span in traced.get_finished_spans():
+        values = attrs(span)
+        sessions.setdefault(values[protocol.ATTR_PROGRAM_ID], set()).add(
+            values[protocol.OPENINFERENCE_SESSION_ID]
+        )
+    assert sessions == {"turn-1": {"chat-9"}, "turn-2": {"chat-9"}, "alone": {"alone"}}
+
+
 def test_a_failing_step_is_an_error_the_steps_stopped_for_it_are_cancelled_and_the_program_failed(
     traced: InMemorySpanExporter,
 ) -> None:

@@ -28,6 +28,7 @@ from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.workflow import Event, Workflow
 
 from autellix_graph import protocol
+from autellix_graph._attributes import SESSION_KEYS, session_id
 from autellix_graph._hooks import guarded
 from autellix_graph._recorder import ProgramRecorder, RecordKind
 from autellix_integrations.llamaindex._calls import llm_request, llm_response
@@ -64,6 +65,17 @@ def _program_id(bound_args: inspect.BoundArguments) -> str | None:
             named = value.get(protocol.PROGRAM_ID_METADATA_KEY)
             if named:
                 return str(named)
+    return None
+
+
+def _session_id(bound_args: inspect.BoundArguments) -> str | None:
+    """``workflow.run(session_id=...)`` (or ``conversation_id``, ``thread_id``): the
+    conversation the run belongs to, the same keys LangGraph runs are read with."""
+    for value in bound_args.arguments.values():
+        if isinstance(value, Event):
+            named = session_id({key: value.get(key) for key in SESSION_KEYS})
+            if named:
+                return named
     return None
 
 
@@ -105,7 +117,12 @@ class AutellixSpanHandler(_SharedState, BaseSpanHandler[SimpleSpan]):
         if parent is None:
             if isinstance(instance, Workflow) and name in _RUN_METHODS:
                 workflow = type(instance).__name__
-                recorder.start_program(id_, workflow, program_id=_program_id(bound_args))
+                recorder.start_program(
+                    id_,
+                    workflow,
+                    program_id=_program_id(bound_args),
+                    session_id=_session_id(bound_args),
+                )
             return
         if parent.kind is not RecordKind.PROGRAM or name.startswith("_"):
             recorder.alias(id_, parent)
