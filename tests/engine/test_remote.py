@@ -35,7 +35,7 @@ def server() -> Iterator[tuple[str, str]]:
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(ensure_tiny_model()), "--served-model-name", "tiny",
-        "--load-format", "dummy", "--enforce-eager", "--block-size", "32",
+        "--load-format", "dummy", "--dtype", "float32", "--enforce-eager", "--block-size", "32",
         "--max-model-len", "1024", "--max-num-seqs", "2", "--kv-cache-memory-bytes", "8388608",
         "--host", "127.0.0.1", "--port", str(port),
         "--scheduler-cls", "autellix_integrations.vllm.AutellixScheduler",

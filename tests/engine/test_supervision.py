@@ -33,15 +33,22 @@ DETECT_TIMEOUT_S = 5.0
 """The engine must be out of rotation this soon after its EngineCore dies."""
 RECOVERY_TIMEOUT_S = 300.0
 """Kill to back in rotation: a fresh engine load (30-70 s on 2 busy cores) plus backoff."""
-LONG = {"prompt": "the scheduler keeps every program moving", "max_tokens": 1000}
-"""A call that runs for seconds: its prompt and output fill most of the 1,024-token context."""
+LONG = {
+    "prompt": "the scheduler keeps every program moving",
+    "max_tokens": 8000,
+    "ignore_eos": True,
+}
+"""Still running when the engine is killed, on a fast idle machine too: the dummy model's
+random EOS cannot end it early, and 8,000 tokens is under the gateway's 8,192 limit."""
+SUPERVISED_ARGS = {**ENGINE_ARGS, "max_model_len": 16384, "kv_cache_memory_bytes": 128 * 2**20}
+"""Room for LONG: 16k tokens of context, 4 KiB of float32 KV per token plus headroom."""
 
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
     config = ServerConfig(
         engines=(
-            EngineSpec(kind="local_vllm", engine_id=ENGINE, options=ENGINE_ARGS),
+            EngineSpec(kind="local_vllm", engine_id=ENGINE, options=SUPERVISED_ARGS),
             EngineSpec(kind="sim", engine_id="sim-0", model="sim", options={"time_scale": 1.0}),
         ),
         health_interval_s=0.5,

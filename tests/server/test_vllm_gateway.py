@@ -58,7 +58,7 @@ def test_disconnect_aborts_the_vllm_request(vllm_server: LiveServer) -> None:
     body = {
         "model": "tiny",
         "prompt": "Count:",
-        "max_tokens": 3000,
+        "max_tokens": 8000,
         "stream": True,
         "ignore_eos": True,
     }

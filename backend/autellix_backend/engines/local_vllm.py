@@ -177,9 +177,13 @@ class LocalVLLMEngine(EngineAdapter):
         args = dict(self._args)
         if self._weights is None:
             from autellix_backend.models import ensure_tiny_model
+            from autellix_backend.models.tiny import TinyModelSpec
 
             args.setdefault("model", str(ensure_tiny_model()))
             args.setdefault("load_format", "dummy")
+            # vLLM's CPU platform serves a float32 config in bf16 unless told: the tiny model
+            # runs in float32 on purpose (no AMX kernels; docs/engines.md, "CPUs with AMX").
+            args.setdefault("dtype", TinyModelSpec().dtype)
         else:
             args.setdefault("model", self._weights)
         args.setdefault("served_model_name", self.model)
