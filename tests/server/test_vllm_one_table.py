@@ -24,10 +24,13 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
 
 VLLM_OPTIONS = {
     "max_num_seqs": 1,
-    "max_model_len": 1024,
+    "max_model_len": 4096,
     "block_size": 32,
-    "kv_cache_memory_bytes": 8 * 2**20,
+    "kv_cache_memory_bytes": 32 * 2**20,
 }
+"""One slot, and room for LONG_TOKENS (float32 KV is 4 KiB a token)."""
+LONG_TOKENS = 3000
+"""A long call still running when the fresh program arrives 1 s later, on an idle machine too."""
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,7 @@ def test_one_real_and_one_sim_engine_rank_a_program_by_its_global_service(
     with ThreadPoolExecutor(4) as pool:
         # The long program's next two calls take both engines (one slot each); a fresh
         # program's two calls arrive just after, one on each engine.
-        longs = [pool.submit(call, f"long-{i}", "long", 400, 0.0) for i in range(2)]
+        longs = [pool.submit(call, f"long-{i}", "long", LONG_TOKENS, 0.0) for i in range(2)]
         shorts = [pool.submit(call, f"short-{i}", f"short-{i}", 4, 1.0) for i in range(2)]
         long_engines = sorted(f.result() for f in longs)
         short_engines = sorted(f.result() for f in shorts)
