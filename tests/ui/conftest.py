@@ -19,6 +19,7 @@ from autellix_backend.server import EngineSpec, ServerConfig
 from autellix_protocol.headers import HEADER_PROGRAM_ID, HEADER_THREAD_ID
 from examples import map_reduce
 from examples._common import ExampleRun, RunContext
+from tests._deps import missing
 from tests.server.conftest import LiveServer
 from tests.ui._programs import run_loop_program
 
@@ -53,12 +54,6 @@ def run_burst(server: LiveServer, num_threads: int = 8) -> str:
     return program_id
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (CI must run the UI tests: `make test` installs it)")
-    pytest.skip(what)
-
-
 @dataclass(frozen=True, slots=True)
 class KnownRun:
     """The service and the programs alice ran on it."""
@@ -84,9 +79,9 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed")
+        missing("playwright is not installed")
     if shutil.which(CHROMIUM) is None:
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield browser

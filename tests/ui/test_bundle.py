@@ -4,7 +4,6 @@ wherever the suite runs) and compare byte for byte."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from autellix_backend.server.ui import STATIC_DIR
+from tests._deps import missing
 
 UI_SOURCES = Path(__file__).resolve().parents[2] / "ui"
 
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.timeout(600)
 
 def test_committed_bundle_matches_the_sources(tmp_path: Path) -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("Node.js and npm are needed to check the UI bundle")
-        pytest.skip("Node.js and npm are not installed")
+        missing("Node.js and npm are not installed (the UI bundle check needs them)")
     subprocess.run(
         ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=UI_SOURCES,
