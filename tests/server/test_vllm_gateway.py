@@ -63,8 +63,15 @@ def test_disconnect_aborts_the_vllm_request(vllm_server: LiveServer) -> None:
         "ignore_eos": True,
     }
     with httpx.stream("POST", f"{vllm_server.url}/v1/completions", json=body, timeout=60) as r:
-        next(r.iter_lines())
-        assert vllm_server.run(lambda: engine.load().num_calls) == 1
+        if r.status_code != 200:
+            health = httpx.get(f"{vllm_server.url}/healthz").text
+            pytest.fail(f"{r.status_code} {r.read().decode()!r}; /healthz: {health}")
+        first = next(r.iter_lines())
+        assert first.startswith("data: {"), first
+        deadline = time.monotonic() + 10
+        while vllm_server.run(lambda: engine.load().num_calls) != 1:
+            assert time.monotonic() < deadline, "the streamed call is not in flight on the engine"
+            time.sleep(0.05)
     deadline = time.monotonic() + 20
     while vllm_server.run(lambda: engine.load().num_calls) != 0:
         assert time.monotonic() < deadline, "the engine kept generating for a gone client"
