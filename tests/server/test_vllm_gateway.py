@@ -70,7 +70,7 @@ def test_disconnect_aborts_the_vllm_request(vllm_server: LiveServer) -> None:
         assert first.startswith("data: {"), first
         deadline = time.monotonic() + 10
         while vllm_server.run(lambda: engine.load().num_calls) != 1:
-            assert time.monotonic() < deadline, "the streamed call is not in flight on the engine"
+            assert time.monotonic() < deadline, f"not in flight on the engine after {first!r}"
             time.sleep(0.05)
     deadline = time.monotonic() + 20
     while vllm_server.run(lambda: engine.load().num_calls) != 0:
