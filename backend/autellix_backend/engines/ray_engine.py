@@ -19,6 +19,7 @@ Ray is optional (``pip install 'autellix[ray]'``); this module imports it only w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -73,10 +74,49 @@ class EngineActor:
     async def model(self) -> str:
         return (await self._ready()).model
 
-    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
+    async def generate(self, request: EngineRequest) -> AsyncIterator[list[EngineChunk]]:
+        """Yield the chunks in batches: each yield holds every chunk made since the last one.
+
+        One Ray stream item costs about 1-2 ms (an object store entry and a report to the
+        caller), so a chunk per item would dominate short calls; the engine runs in a task
+        that fills a queue, and each item takes what the queue holds when the last one left.
+        """
         engine = await self._ready()
-        async for chunk in engine.generate(request):
-            yield chunk
+        queue: asyncio.Queue[EngineChunk | BaseException | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for chunk in engine.generate(request):
+                    queue.put_nowait(chunk)
+            except Exception as exc:  # re-raised in the stream, where the caller sees it
+                queue.put_nowait(exc)
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.create_task(pump())
+        try:
+            done = False
+            while not done:
+                items = [await queue.get()]
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                batch: list[EngineChunk] = []
+                for item in items:
+                    if item is None:
+                        done = True
+                    elif isinstance(item, BaseException):
+                        if batch:
+                            yield batch
+                        raise item
+                    else:
+                        batch.append(item)
+                if batch:
+                    yield batch
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def abort(self, request_id: str) -> None:
         await (await self._ready()).abort(request_id)
@@ -89,6 +129,73 @@ class EngineActor:
         import os
 
         return os.getpid()
+
+    async def placement(self) -> dict[str, Any]:
+        """Where Ray put this actor: its node, placement group and GPU ids."""
+        import ray
+
+        context = ray.get_runtime_context()
+        return {
+            "node_id": context.get_node_id(),
+            "placement_group_id": context.get_placement_group_id(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "resources": context.get_assigned_resources(),  # type: ignore[no-untyped-call]
+        }
+
+
+class ReplicaGroup:
+    """A Ray placement group that the replicas of one engine entry share, a bundle each.
+
+    Created once, by the first replica to start, as a named group (``autellix-<engine id>``
+    in namespace ``autellix``) so that other gateways on the cluster reuse it. A bundle always
+    lies on one node, so a tensor-parallel replica's GPUs are on one node; the strategy places
+    the bundles (``PACK``: few nodes; ``SPREAD``: many; ``STRICT_*``: or fail).
+
+    Args:
+        name: the group's name on the cluster.
+        bundles: resources of each replica's bundle (``{"CPU": 1, "GPU": 2}``).
+        strategy: Ray's placement strategy.
+        timeout: seconds to wait for the cluster to reserve the bundles (an autoscaler may
+            add nodes meanwhile).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        bundles: list[dict[str, float]],
+        strategy: str = "PACK",
+        timeout: float = 600.0,
+    ) -> None:
+        self.name = name
+        self.bundles = [dict(b) for b in bundles]
+        self.strategy = strategy
+        self.timeout = timeout
+        self._group: Any = None
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> Any:
+        """The placement group, its bundles reserved; raises ``EngineError`` past the timeout."""
+        async with self._lock:
+            if self._group is None:
+                ray = _ray()
+                from ray.util import placement_group
+                from ray.util.placement_group import get_placement_group
+
+                try:
+                    group = get_placement_group(self.name)
+                except ValueError:
+                    group = placement_group(self.bundles, strategy=self.strategy, name=self.name)
+                try:
+                    await asyncio.wait_for(group.ready(), self.timeout)
+                except TimeoutError:
+                    raise EngineError(
+                        f"placement group {self.name}: Ray could not reserve {self.bundles} "
+                        f"({self.strategy}) within {self.timeout:.0f} s; the cluster has "
+                        f"{ray.available_resources()} free"
+                    ) from None
+                self._group = group
+            return self._group
 
 
 class RayEngine(EngineAdapter):
@@ -104,6 +211,8 @@ class RayEngine(EngineAdapter):
         address: Ray cluster to join (``auto``, ``ray://head:10001``); None uses the one this
             process already joined, or starts a local one.
         timeout: seconds to wait for a probe or an abort.
+        group: placement group shared with the other replicas of this engine entry.
+        bundle_index: this replica's bundle in ``group``.
     """
 
     def __init__(
@@ -117,6 +226,8 @@ class RayEngine(EngineAdapter):
         max_restarts: int = -1,
         address: str | None = None,
         timeout: float = 10.0,
+        group: ReplicaGroup | None = None,
+        bundle_index: int = 0,
     ) -> None:
         self.engine_id = engine_id
         self.model = model
@@ -125,6 +236,8 @@ class RayEngine(EngineAdapter):
         self.max_restarts = max_restarts
         self.address = address
         self.timeout = timeout
+        self.group = group
+        self.bundle_index = bundle_index
         self._build = build
         self._actor: Any = None
         self._live: dict[str, str] = {}
@@ -142,6 +255,15 @@ class RayEngine(EngineAdapter):
         if not ray.is_initialized():
             ray.init(address=self.address, namespace=NAMESPACE, ignore_reinit_error=True)
         resources = dict(self.resources)
+        placement: dict[str, Any] = {}
+        if self.group is not None:
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            placement["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=await self.group.ready(),
+                placement_group_bundle_index=self.bundle_index,
+                placement_group_capture_child_tasks=True,
+            )
         cls = ray.remote(EngineActor).options(
             name=f"autellix-{self.engine_id}",
             namespace=NAMESPACE,
@@ -152,6 +274,7 @@ class RayEngine(EngineAdapter):
             num_gpus=resources.pop("GPU", 0),
             resources=resources or None,
             max_concurrency=10_000,
+            **placement,
         )
         self._actor = cls.remote(self._build)
         # the actor builds its engine now, inside start's generous timeout, not in a probe
@@ -179,7 +302,8 @@ class RayEngine(EngineAdapter):
         try:
             stream = self.actor.generate.options(num_returns="streaming").remote(request)
             async for ref in stream:
-                yield await self._call(ref)
+                for chunk in await self._call(ref):
+                    yield chunk
         except ray.exceptions.RayError as exc:
             raise EngineError(f"engine {self.engine_id} (Ray actor) failed: {exc}") from exc
         finally:

@@ -63,6 +63,15 @@ class EngineSpec:
     """Ray placement: what the actor needs, e.g. ``{GPU: 1}`` (default ``{CPU: 1}``)."""
     max_restarts: int = -1
     """Ray placement: times Ray restarts a dead engine actor (-1: without limit)."""
+    num_engines: int = 1
+    """Replicas of this engine, named ``<id>-0``, ``<id>-1``...; with Ray placement they share
+    one placement group, a bundle per replica."""
+    tensor_parallel_size: int = 1
+    """vLLM kinds: GPUs one replica spans (vLLM's ``tensor_parallel_size``); with Ray placement
+    the replica's bundle holds that many GPUs, on one node."""
+    placement_strategy: str = "PACK"
+    """Ray placement of the replicas' bundles: ``PACK``, ``SPREAD``, ``STRICT_PACK``,
+    ``STRICT_SPREAD`` (Ray's placement group strategies)."""
 
     def validate(self) -> None:
         kind = parse_kind(EngineKind, self.kind, what="engine kind", error=ConfigError)
@@ -70,6 +79,31 @@ class EngineSpec:
             raise ConfigError(f"engine kind {self.kind!r} needs a url")
         if self.placement not in ("local", "ray"):
             raise ConfigError(f"engine placement must be local or ray, got {self.placement!r}")
+        if self.num_engines < 1 or self.tensor_parallel_size < 1:
+            raise ConfigError(
+                f"engine {self.engine_id}: num_engines and tensor_parallel_size must be >= 1"
+            )
+        if self.tensor_parallel_size > 1 and kind is not EngineKind.LOCAL_VLLM:
+            raise ConfigError(
+                f"engine {self.engine_id}: tensor_parallel_size applies to local_vllm engines"
+            )
+        if self.placement_strategy not in PLACEMENT_STRATEGIES:
+            raise ConfigError(
+                f"engine {self.engine_id}: placement_strategy must be one of "
+                f"{', '.join(PLACEMENT_STRATEGIES)}, got {self.placement_strategy!r}"
+            )
+
+    def replicas(self) -> tuple[EngineSpec, ...]:
+        """One spec per replica (``num_engines`` of 1 each); a single one keeps its id."""
+        if self.num_engines == 1:
+            return (self,)
+        return tuple(
+            replace(self, engine_id=f"{self.engine_id}-{i}", num_engines=1)
+            for i in range(self.num_engines)
+        )
+
+
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +206,7 @@ class ServerConfig:
             raise ConfigError("at least one engine is needed")
         for spec in self.engines:
             spec.validate()
-        ids = [spec.engine_id for spec in self.engines]
+        ids = [r.engine_id for spec in self.engines for r in spec.replicas()]
         if len(set(ids)) != len(ids):
             raise ConfigError(f"engine ids must be unique, got {ids}")
         if not 0 < self.port < 65536:

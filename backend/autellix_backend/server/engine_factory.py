@@ -6,7 +6,6 @@ import functools
 import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from autellix_backend.core import SchedulerConfig
@@ -22,24 +21,38 @@ VLLM_MISSING = (
 
 
 def build_engines(config: ServerConfig) -> list[EngineAdapter]:
-    """One adapter per configured engine, all scheduling with the service's settings."""
-    return [
-        _ray_engine(spec, config.scheduler, config.ray_address)
-        if spec.placement == "ray"
-        else build_engine(spec, config.scheduler)
-        for spec in config.engines
-    ]
+    """One adapter per engine replica, all scheduling with the service's settings."""
+    engines: list[EngineAdapter] = []
+    for spec in config.engines:
+        if spec.placement == "ray":
+            engines.extend(_ray_engines(spec, config.scheduler, config.ray_address))
+        else:
+            engines.extend(build_engine(r, config.scheduler) for r in spec.replicas())
+    return engines
 
 
 def build_engine(spec: EngineSpec, scheduler: SchedulerConfig) -> EngineAdapter:
     """The adapter ``spec`` describes; raises ``ConfigError`` for bad options or a missing vLLM."""
     kind = parse_kind(EngineKind, spec.kind, what="engine kind", error=ConfigError)
     try:
-        return ENGINES[kind](spec, scheduler, dict(spec.options))
+        return ENGINES[kind](spec, scheduler, engine_options(spec))
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"engine {spec.engine_id}: {exc}") from None
+
+
+def engine_options(spec: EngineSpec) -> dict[str, Any]:
+    """The adapter's options: ``spec.options``, with its tensor parallelism as vLLM args."""
+    options = dict(spec.options)
+    if spec.tensor_parallel_size > 1:
+        args: dict[str, Any] = {"tensor_parallel_size": spec.tensor_parallel_size}
+        if spec.placement == "ray":
+            # the actor holds the replica's GPUs; vLLM's Ray executor would ask the actor's
+            # placement group for a bundle per GPU, so its workers are processes of the actor
+            args["distributed_executor_backend"] = "mp"
+        options["engine_args"] = {**args, **dict(options.get("engine_args") or {})}
+    return options
 
 
 def _sim(spec: EngineSpec, scheduler: SchedulerConfig, options: dict[str, Any]) -> EngineAdapter:
@@ -77,25 +90,45 @@ def _openai(spec: EngineSpec, scheduler: SchedulerConfig, options: dict[str, Any
     )
 
 
-def _ray_engine(spec: EngineSpec, scheduler: SchedulerConfig, address: str | None) -> EngineAdapter:
-    """``spec``'s engine inside a Ray actor; the actor builds it with ``build_engine``."""
-    from autellix_backend.engines.ray_engine import RayEngine
+def _ray_engines(
+    spec: EngineSpec, scheduler: SchedulerConfig, address: str | None
+) -> list[EngineAdapter]:
+    """``spec``'s replicas in Ray actors, each built inside its actor with ``build_engine``.
+
+    Replicas of one entry (``num_engines``) or a tensor-parallel one share a placement group
+    with a bundle per replica: ``resources`` with ``GPU`` raised to ``tensor_parallel_size``.
+    """
+    from autellix_backend.engines.ray_engine import RayEngine, ReplicaGroup
 
     if importlib.util.find_spec("ray") is None:
         from autellix_backend.engines.ray_engine import RAY_MISSING
 
         raise ConfigError(RAY_MISSING)
-    local = replace(spec, placement="local")
     kind = parse_kind(EngineKind, spec.kind, what="engine kind", error=ConfigError)
-    return RayEngine(
-        engine_id=spec.engine_id,
-        model=spec.model or ("sim" if kind is EngineKind.SIM else ""),
-        build=functools.partial(build_engine, local, scheduler),
-        program_aware=kind in (EngineKind.SIM, EngineKind.LOCAL_VLLM, EngineKind.REMOTE_VLLM),
-        resources=spec.resources,
-        max_restarts=spec.max_restarts,
-        address=address,
-    )
+    bundle = dict(spec.resources or {"CPU": 1})
+    if spec.tensor_parallel_size > 1:
+        bundle["GPU"] = max(float(bundle.get("GPU", 0)), float(spec.tensor_parallel_size))
+    group = None
+    if spec.num_engines > 1 or spec.tensor_parallel_size > 1:
+        group = ReplicaGroup(
+            name=f"autellix-{spec.engine_id}",
+            bundles=[bundle] * spec.num_engines,
+            strategy=spec.placement_strategy,
+        )
+    return [
+        RayEngine(
+            engine_id=replica.engine_id,
+            model=spec.model or ("sim" if kind is EngineKind.SIM else ""),
+            build=functools.partial(build_engine, replica, scheduler),
+            program_aware=kind in (EngineKind.SIM, EngineKind.LOCAL_VLLM, EngineKind.REMOTE_VLLM),
+            resources=bundle,
+            max_restarts=spec.max_restarts,
+            address=address,
+            group=group,
+            bundle_index=i,
+        )
+        for i, replica in enumerate(spec.replicas())
+    ]
 
 
 EngineFactory = Callable[[EngineSpec, SchedulerConfig, dict[str, Any]], EngineAdapter]
