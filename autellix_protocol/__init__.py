@@ -18,8 +18,10 @@ from autellix_protocol.headers import (
 from autellix_protocol.report import REPORT_KEY, ServiceReport, service_of
 from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot, ProtocolError
 from autellix_protocol.xargs import (
+    KEY_AWAY_S,
     KEY_CALL_ID,
     KEY_CRITICAL_PATH,
+    KEY_NEXT_TOOL,
     KEY_PARENT_IDS,
     KEY_PROGRAM_ID,
     KEY_SERVICE,
@@ -28,8 +30,11 @@ from autellix_protocol.xargs import (
     KEY_TOTAL_WAIT,
     SNAPSHOT_KEYS,
     CallTag,
+    NextCallHint,
+    decode_next_call,
     decode_snapshot,
     decode_xargs,
+    encode_next_call,
     encode_xargs,
 )
 
@@ -39,8 +44,10 @@ __all__ = [
     "HEADER_PARENT_IDS",
     "HEADER_PROGRAM_ID",
     "HEADER_THREAD_ID",
+    "KEY_AWAY_S",
     "KEY_CALL_ID",
     "KEY_CRITICAL_PATH",
+    "KEY_NEXT_TOOL",
     "KEY_PARENT_IDS",
     "KEY_PROGRAM_ID",
     "KEY_SERVICE",
@@ -52,11 +59,14 @@ __all__ = [
     "SPAN_KINDS",
     "ZERO_SNAPSHOT",
     "CallTag",
+    "NextCallHint",
     "ProgramSnapshot",
     "ProtocolError",
     "ServiceReport",
+    "decode_next_call",
     "decode_snapshot",
     "decode_xargs",
+    "encode_next_call",
     "encode_xargs",
     "service_of",
 ]

@@ -31,6 +31,10 @@ SNAPSHOT_KEYS: Final = {
     "total_wait": KEY_TOTAL_WAIT,
 }
 """``ProgramSnapshot`` field -> its ``vllm_xargs`` key."""
+KEY_NEXT_TOOL: Final = "autellix_next_tool"
+"""The tool the program runs when this call ends; its next call follows the tool."""
+KEY_AWAY_S: Final = "autellix_away_s"
+"""Seconds the program is expected to be away after this call, when the sender knows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,43 @@ def decode_snapshot(args: Mapping[str, Any]) -> ProgramSnapshot:
     if not any(values.values()):
         return ZERO_SNAPSHOT
     return ProgramSnapshot(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class NextCallHint:
+    """What a call says about its program's next call (for KV retention on the engine).
+
+    >>> decode_next_call(encode_next_call(NextCallHint(tool="search", away_s=2.5)))
+    NextCallHint(tool='search', away_s=2.5)
+    """
+
+    tool: str | None = None
+    """The tool run before the next call (the engine learns its duration)."""
+    away_s: float | None = None
+    """Expected seconds until the next call, overriding what the engine learnt."""
+
+    @property
+    def follows(self) -> bool:
+        """Whether the sender says another call of the program follows this one."""
+        return self.tool is not None or self.away_s is not None
+
+
+def encode_next_call(hint: NextCallHint) -> dict[str, str]:
+    """``hint`` as flat ``vllm_xargs`` strings (absent fields are left out)."""
+    values: dict[str, str] = {}
+    if hint.tool is not None:
+        values[KEY_NEXT_TOOL] = hint.tool
+    if hint.away_s is not None:
+        values[KEY_AWAY_S] = repr(float(hint.away_s))
+    return values
+
+
+def decode_next_call(args: Mapping[str, Any] | None) -> NextCallHint:
+    """The next-call hint in ``args`` (empty when absent). Raises ``ProtocolError``."""
+    args = args or {}
+    tool = _text(args, KEY_NEXT_TOOL) or None
+    away = args.get(KEY_AWAY_S)
+    return NextCallHint(tool, None if away is None or away == "" else _number(away, KEY_AWAY_S))
 
 
 def _text(args: Mapping[str, Any], key: str) -> str:

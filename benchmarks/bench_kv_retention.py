@@ -67,7 +67,9 @@ def measure(
     config = SimConfig(
         scheduler=SchedulerConfig(
             kv_retention=KVRetention(retention),
-            retention_rule=RetentionRule(ttl_slack=args.ttl_slack),
+            retention_rule=RetentionRule(
+                ttl_slack=args.ttl_slack, max_held_fraction=args.held_fraction
+            ),
         ),
         engine=EngineConfig(profile="a100-llama3-8b", num_kv_blocks=args.kv_blocks),
         num_engines=4,
@@ -143,6 +145,12 @@ def main() -> None:
     parser.add_argument("--kv-blocks", type=int, default=1024, help="16-token blocks/engine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ttl-slack", type=float, default=RetentionRule().ttl_slack)
+    parser.add_argument(
+        "--held-fraction",
+        type=float,
+        default=RetentionRule().max_held_fraction,
+        help="share of each engine's KV pool that holds may keep",
+    )
     parser.add_argument("--retention", nargs="+", default=[m.value for m in KVRetention])
     parser.add_argument("--balancers", nargs="+", default=list(BALANCERS))
     parser.add_argument("--out", type=Path)

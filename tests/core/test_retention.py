@@ -114,6 +114,20 @@ def test_holds_yield_to_higher_priority_calls_worst_first() -> None:
     assert released == ["costly", "mid", "cheap"] and len(ledger) == 0
 
 
+def test_holds_stay_within_their_share_of_the_pool() -> None:
+    rule = RetentionRule(max_held_fraction=0.25)
+    limit = rule.held_limit(100)
+    assert limit == 25
+    ledger: RetentionLedger[str] = RetentionLedger()
+    ledger.hold(_hold("a", 20, 1.0))
+    assert ledger.fits("b", 5, limit=limit)
+    assert not ledger.fits("b", 6, limit=limit)
+    # The program's own hold is replaced, so it does not count against the new one.
+    assert ledger.fits("a", 25, limit=limit) and not ledger.fits("a", 26, limit=limit)
+    with pytest.raises(ValueError, match="max_held_fraction"):
+        RetentionRule(max_held_fraction=0.0)
+
+
 def test_config_parses_the_mode() -> None:
     assert SchedulerConfig().kv_retention is KVRetention.OFF
     assert SchedulerConfig(kv_retention="TTL").kv_retention is KVRetention.TTL  # type: ignore[arg-type]

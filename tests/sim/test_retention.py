@@ -15,12 +15,19 @@ def _filler(program_id: str, arrival: float, prompt: int) -> ProgramSpec:
     return ProgramSpec(program_id, arrival, (call,), workload="test")
 
 
-def _run(mode: str, programs: list[ProgramSpec], *, num_kv_blocks: int = 64) -> SimResult:
+def _run(
+    mode: str,
+    programs: list[ProgramSpec],
+    *,
+    num_kv_blocks: int = 64,
+    max_held_fraction: float = 1.0,
+) -> SimResult:
+    rule = RetentionRule(
+        default_tool_seconds=3.0, memory_value=0.01, max_held_fraction=max_held_fraction
+    )
     config = SimConfig(
         scheduler=SchedulerConfig(
-            policy=Policy.PLAS,
-            kv_retention=KVRetention(mode),
-            retention_rule=RetentionRule(default_tool_seconds=3.0, memory_value=0.01),
+            policy=Policy.PLAS, kv_retention=KVRetention(mode), retention_rule=rule
         ),
         engine=EngineConfig(num_kv_blocks=num_kv_blocks),
     )
@@ -51,6 +58,12 @@ def test_a_program_keeps_its_prefix_through_a_tool_call_only_with_retention() ->
     agent_on = next(p for p in _run("dag", programs).programs if p.program_id == "agent")
     agent_off = next(p for p in off.programs if p.program_id == "agent")
     assert agent_on.latency < agent_off.latency
+
+
+def test_no_hold_past_the_pools_share_for_holds() -> None:
+    # The agent's 26 blocks are over a quarter of the 64-block pool: nothing is held.
+    result = _run("dag", [_tool_program(), *_churn()], max_held_fraction=0.25)
+    assert _next_call_hit(result) < 400
 
 
 def test_a_tool_longer_than_the_ttl_loses_the_prefix() -> None:

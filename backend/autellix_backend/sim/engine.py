@@ -618,6 +618,9 @@ class SimEngine:
         )
         if ttl <= 0:
             return
+        limit = self.scheduler.config.retention_rule.held_limit(kv.num_blocks)
+        if not self.retention.fits(seq.program_id, exclusive, limit=limit):
+            return
         seq.table = BlockTable()  # the hold takes the table; the call releases an empty one
         old = self.retention.hold(
             Hold(

@@ -11,7 +11,9 @@ stock implementation ``AutellixSchedulerMixin``:
    requests the core chose, in the core's order,
 3. after each step credits the step's engine time to the requests that ran,
 4. when a request ends (finished, aborted or preempted and dropped), reports the service it
-   consumed back to the front end in ``kv_transfer_params["autellix"]`` and the side channel.
+   consumed back to the front end in ``kv_transfer_params["autellix"]`` and the side channel,
+5. with ``kv_retention`` on, keeps a finished call's cached KV blocks for its program's next
+   call (``_retention.SchedulerRetention``) and gives them back before they could stall a call.
 
 The mixin is applied to both of vLLM's schedulers: ``AutellixScheduler`` (on ``Scheduler``)
 and ``AutellixAsyncScheduler`` (on ``AsyncScheduler``). Naming ``AutellixScheduler`` in
@@ -38,6 +40,7 @@ from autellix_backend.core import (
     CallArrival,
     CallProgress,
     CallRecord,
+    KVRetention,
     SchedulerDecision,
 )
 from autellix_backend.core import Scheduler as CoreScheduler
@@ -46,6 +49,7 @@ from autellix_integrations.vllm._inflight import InFlightSteps, LandedStep
 from autellix_integrations.vllm._metadata import REPORT_KEY, MetadataError, arrival_from_xargs
 from autellix_integrations.vllm._report_server import serve_reports
 from autellix_integrations.vllm._reports import ServiceReport, ServiceReportLog
+from autellix_integrations.vllm._retention import SchedulerRetention
 from autellix_integrations.vllm._settings import PluginSettings
 from autellix_integrations.vllm._steps import StepLog, StepRecord
 from autellix_integrations.vllm._versions import check_vllm_version
@@ -63,6 +67,9 @@ check_vllm_version(logger)
 
 _WAITING = (
     RequestStatus.WAITING,
+_RETAINED = (RequestStatus.FINISHED_STOPPED, RequestStatus.FINISHED_LENGTH_CAPPED)
+"""How a call ends for its program to go on (a tool call follows); others end the hold."""
+
     RequestStatus.PREEMPTED,
     RequestStatus.WAITING_FOR_STRUCTURED_OUTPUT_GRAMMAR,
 )
@@ -106,6 +113,7 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self._request_of: dict[str, Request] = {}
         logger.info(
             "Autellix scheduler (%s): policy=%s queues=%d base_quantum=%s",
+        self.autellix_retention = self._retention()
             type(self).__name__,
             self.autellix.config.policy.value,
             self.autellix.config.num_queues,
@@ -126,10 +134,14 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self._request_of[arrival.call_id] = request
 
     def _free_request(
+        if self.autellix_retention is not None:
+            self.autellix_retention.arrived(arrival.program_id, now)
         self, request: Request, delay_free_blocks: bool = False
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         kv_params, ec_params = super()._free_request(request, delay_free_blocks)
         report = self._close_call(request)
+        if self.autellix_retention is not None:
+            self._retain(request, self.autellix_retention)
         if report is not None:
             kv_params = {**(kv_params or {}), REPORT_KEY: report.as_dict()}
         return kv_params, ec_params
@@ -139,7 +151,9 @@ class AutellixSchedulerMixin(_SchedulerBase):
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:
         now = self.autellix_clock()
         loop_s = now - self._busy_since if self._busy_since is not None else 0.0
-        decision = self.autellix.schedule(self._budget(), now)
+        retention = self.autellix_retention
+        num_held = self._yield_holds(retention, now) if retention is not None else 0
+        decision = self.autellix.schedule(self._budget(num_held), now)
         self._preempt(decision, now)
         held = self._admit_only(decision)
         try:
@@ -148,6 +162,8 @@ class AutellixSchedulerMixin(_SchedulerBase):
             self._requeue(held)
         launched = self.autellix_clock()
         self._in_flight.launch(
+        if retention is not None and len(retention.holds.ledger):
+            self._release_admitted(retention)
             output, self.requests, launched=launched, schedule_s=launched - now, loop_s=loop_s
         )
         return output
@@ -162,6 +178,12 @@ class AutellixSchedulerMixin(_SchedulerBase):
             self.autellix.update_from_step(progress, step.model_s, now)
         if self._step_log is not None and scheduler_output.total_num_scheduled_tokens > 0:
             self._step_log.write(self._step_record(scheduler_output, progress, step))
+            if self.autellix_retention is not None:
+                num_prefill = sum(p.num_prefill_tokens for p in progress)
+                if num_prefill >= len(progress) * self.block_size:  # mostly prefill
+                    self.autellix_retention.observe_prefill(
+                        num_prefill + sum(p.num_decode_tokens for p in progress), step.model_s
+                    )
         outputs = super().update_from_output(scheduler_output, model_runner_output)
         done = self.autellix_clock()
         self._update_s = done - now
@@ -194,10 +216,86 @@ class AutellixSchedulerMixin(_SchedulerBase):
             arrival = replace(arrival, call_id=request.request_id)
         return arrival
 
-    def _budget(self) -> KVBlockBudget:
+    def _retention(self) -> SchedulerRetention | None:
+        """The KV retention policy, when the settings turn it on and the engine supports it."""
+        config = self.autellix.config
+        if config.kv_retention is KVRetention.OFF:
+            return None
+        if (
+            not self.cache_config.enable_prefix_caching
+            or len(self.kv_cache_config.kv_cache_groups) != 1
+        ):
+            logger.warning(
+                "kv_retention=%s needs prefix caching and one KV cache group; it is off",
+                config.kv_retention.value,
+            )
+            return None
+        logger.info("Autellix KV retention: %s", config.kv_retention.value)
+        return SchedulerRetention(
+            config.kv_retention,
+            config.retention_rule,
+            self.kv_cache_manager.block_pool,
+            block_size=self.block_size,
+        )
+
+    def _retain(self, request: Request, retention: SchedulerRetention) -> None:
+        """Before vLLM frees a request: hold its blocks if its program goes on, else end
+        the program's hold (it ended, or a call of it was aborted: the client is gone)."""
+        call = self.autellix.calls.get(self._call_of.get(request.request_id, ""))
+        if call is None:
+            return
+        if request.status not in _RETAINED:
+            retention.release(call.program_id)
+            return
+        extra = request.sampling_params.extra_args if request.sampling_params else None
+        try:
+            hint = decode_next_call(extra)
+        except ProtocolError as exc:
+            logger.warning("request %s: bad next-call hint (%s)", request.request_id, exc)
+            hint = NextCallHint()
+        blocks = self.kv_cache_manager.get_blocks(request.request_id).blocks[0]
+        retention.finished(
+            call.program_id,
+            blocks,
+            hint,
+            tagged=bool(extra and extra.get(KEY_PROGRAM_ID)),
+            now=self.autellix_clock(),
+            priority=call.priority + call.service,
+        )
+
+    def _yield_holds(self, retention: SchedulerRetention, now: float) -> int:
+        """Expire holds, then free those the running calls' next blocks or the first waiting
+        call need (holds ranked below it; any, when nothing runs). Returns the blocks holds
+        of programs with no call here still keep (the core's budget leaves them out)."""
+        retention.expire(now)
+        if not len(retention.holds.ledger):
+            return 0
+        bs = self.block_size
+        need = len(self.running) * (1 + -(-self.num_lookahead_tokens // bs))
+        retention.make_room(need, priority=float("-inf"), force=True)  # running calls first
+        waiting = self.autellix.waiting()
+        if waiting:
+            head = waiting[0]
+            request = self._request_of.get(head.call_id)
+            if request is not None:
+                tokens = request.num_tokens + request.num_output_placeholders + 1
+                own = retention.held_blocks(head.program_id)
+                need += max(0, -(-tokens // bs) - own)
+                retention.make_room(need, priority=head.priority, force=not self.running)
+        return retention.held_by(self.autellix.program_ids())
+
+    def _release_admitted(self, retention: SchedulerRetention) -> None:
+        """A held program's call now runs on its prefix hits: the hold has done its job."""
+        ledger = retention.holds.ledger
+        for request in self.running:
+            call = self.autellix.calls.get(self._call_of.get(request.request_id, ""))
+            if call is not None and call.program_id in ledger:
+                retention.release(call.program_id)
+
+    def _budget(self, num_held: int = 0) -> KVBlockBudget:
         return KVBlockBudget(
             max_num_seqs=self.max_num_running_reqs,
-            num_blocks=self.kv_cache_manager.block_pool.num_gpu_blocks - 1,
+            num_blocks=self.kv_cache_manager.block_pool.num_gpu_blocks - 1 - num_held,
             block_size=self.block_size,
             requests=self._request_of,
             lookahead_tokens=self.num_lookahead_tokens,
