@@ -53,6 +53,7 @@ from autellix_integrations.vllm._retention import SchedulerRetention
 from autellix_integrations.vllm._settings import PluginSettings
 from autellix_integrations.vllm._steps import StepLog, StepRecord
 from autellix_integrations.vllm._versions import check_vllm_version
+from autellix_protocol import KEY_PROGRAM_ID, NextCallHint, ProtocolError, decode_next_call
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,11 +66,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(f"vllm.{__name__}")
 check_vllm_version(logger)
 
-_WAITING = (
-    RequestStatus.WAITING,
 _RETAINED = (RequestStatus.FINISHED_STOPPED, RequestStatus.FINISHED_LENGTH_CAPPED)
 """How a call ends for its program to go on (a tool call follows); others end the hold."""
 
+_WAITING = (
+    RequestStatus.WAITING,
     RequestStatus.PREEMPTED,
     RequestStatus.WAITING_FOR_STRUCTURED_OUTPUT_GRAMMAR,
 )
@@ -111,9 +112,9 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self.kv_holding_waiting = create_request_queue(self.policy)
         self._call_of: dict[str, str] = {}
         self._request_of: dict[str, Request] = {}
+        self.autellix_retention = self._retention()
         logger.info(
             "Autellix scheduler (%s): policy=%s queues=%d base_quantum=%s",
-        self.autellix_retention = self._retention()
             type(self).__name__,
             self.autellix.config.policy.value,
             self.autellix.config.num_queues,
@@ -132,16 +133,16 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self.autellix.add_call(arrival, now)
         self._call_of[request.request_id] = arrival.call_id
         self._request_of[arrival.call_id] = request
-
-    def _free_request(
         if self.autellix_retention is not None:
             self.autellix_retention.arrived(arrival.program_id, now)
+
+    def _free_request(
         self, request: Request, delay_free_blocks: bool = False
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        kv_params, ec_params = super()._free_request(request, delay_free_blocks)
-        report = self._close_call(request)
         if self.autellix_retention is not None:
             self._retain(request, self.autellix_retention)
+        kv_params, ec_params = super()._free_request(request, delay_free_blocks)
+        report = self._close_call(request)
         if report is not None:
             kv_params = {**(kv_params or {}), REPORT_KEY: report.as_dict()}
         return kv_params, ec_params
@@ -160,10 +161,10 @@ class AutellixSchedulerMixin(_SchedulerBase):
             output = super().schedule(throttle_prefills)
         finally:
             self._requeue(held)
-        launched = self.autellix_clock()
-        self._in_flight.launch(
         if retention is not None and len(retention.holds.ledger):
             self._release_admitted(retention)
+        launched = self.autellix_clock()
+        self._in_flight.launch(
             output, self.requests, launched=launched, schedule_s=launched - now, loop_s=loop_s
         )
         return output
@@ -176,14 +177,14 @@ class AutellixSchedulerMixin(_SchedulerBase):
         progress = self._progress(scheduler_output, model_runner_output, step)
         if progress:
             self.autellix.update_from_step(progress, step.model_s, now)
-        if self._step_log is not None and scheduler_output.total_num_scheduled_tokens > 0:
-            self._step_log.write(self._step_record(scheduler_output, progress, step))
             if self.autellix_retention is not None:
                 num_prefill = sum(p.num_prefill_tokens for p in progress)
                 if num_prefill >= len(progress) * self.block_size:  # mostly prefill
                     self.autellix_retention.observe_prefill(
                         num_prefill + sum(p.num_decode_tokens for p in progress), step.model_s
                     )
+        if self._step_log is not None and scheduler_output.total_num_scheduled_tokens > 0:
+            self._step_log.write(self._step_record(scheduler_output, progress, step))
         outputs = super().update_from_output(scheduler_output, model_runner_output)
         done = self.autellix_clock()
         self._update_s = done - now
