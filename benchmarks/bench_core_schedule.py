@@ -14,7 +14,8 @@ wall time and of the thread's CPU time (which other processes on a shared machin
 inflate), once
 with Python's default garbage collector and once with the long-lived table frozen out of it
 (``gc.freeze()``, as vLLM does after engine start-up): full collections over 10,000 program
-rows, not the scheduler, are what the default-GC tail measures.
+rows, not the scheduler, are what the default-GC tail measures. ``waiting cpu`` is the CPU
+time of ``waiting()``, the ranked waiting calls that the vLLM plugin and the simulator read.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from autellix_protocol import ProgramSnapshot
 
 def measure(
     policy: Policy, *, programs: int, waiting: int, repeats: int, seed: int, freeze: bool
-) -> tuple[list[float], list[float]]:
-    """Wall and CPU milliseconds of each decision (CPU time excludes other processes' turns)."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Wall and CPU milliseconds of each decision (CPU time excludes other processes' turns),
+    and CPU milliseconds of reading the waiting calls in order."""
     rng = random.Random(seed)
     config = SchedulerConfig(policy=policy, service_unit=ServiceUnit.TOKENS)
     front = ProgramTracker(policy)
@@ -65,6 +67,7 @@ def measure(
         gc.freeze()
     samples: list[float] = []
     cpu_samples: list[float] = []
+    waiting_samples: list[float] = []
     now = 1.0
     for _ in range(repeats):
         start = time.perf_counter()
@@ -81,10 +84,13 @@ def measure(
         old.service += 0.1
         old.total_service += 0.1
         sched.refresh(program_id, ProgramSnapshot(old.service, 0.0, old.total_service, 1.0))
+        cpu_start = time.thread_time()
+        sched.waiting()
+        waiting_samples.append((time.thread_time() - cpu_start) * 1000)
         now += 0.02
     if freeze:
         gc.unfreeze()
-    return samples, cpu_samples
+    return samples, cpu_samples, waiting_samples
 
 
 def main() -> None:
@@ -96,10 +102,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     policies = list(Policy) if args.policy == "all" else [Policy.parse(args.policy)]
-    print(f"{'policy':<12} {'gc':<8} {'wall p50':>9} {'wall p99':>9} {'cpu p50':>8} {'cpu p99':>8}")
+    print(
+        f"{'policy':<12} {'gc':<8} {'wall p50':>9} {'wall p99':>9} {'cpu p50':>8} {'cpu p99':>8}"
+        f" {'waiting cpu p50':>16}"
+    )
     for policy in policies:
         for freeze in (False, True):
-            wall, cpu = measure(
+            wall, cpu, view = measure(
                 policy,
                 programs=args.programs,
                 waiting=args.waiting,
@@ -112,6 +121,7 @@ def main() -> None:
             mode = "freeze" if freeze else "default"
             print(
                 f"{policy.value:<12} {mode:<8} {w[49]:9.3f} {w[98]:9.3f} {c[49]:8.3f} {c[98]:8.3f}"
+                f" {statistics.median(view):16.3f}"
             )
 
 

@@ -17,9 +17,8 @@ plugin, the simulated engine and the backend all use this class; it does no I/O.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,7 @@ from autellix_backend.core.errors import DuplicateError, InvalidCallError, Unkno
 from autellix_backend.core.outputs import CallProgress, SchedulerDecision
 from autellix_backend.core.policies import PriorityPolicy, make_policy
 from autellix_backend.core.process_table import CallArrival, CallRecord
-from autellix_backend.core.queues import MultiLevelQueue
+from autellix_backend.core.queues import Key, MultiLevelQueue, SortedCalls
 from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot
 
 if TYPE_CHECKING:
@@ -59,6 +58,14 @@ class Scheduler:
         self.calls: dict[str, CallRecord] = {}
         """Live calls (waiting, preempted or running) by id."""
         self.running: dict[str, CallRecord] = {}
+        key = self._key_function()
+        self._waiting = SortedCalls(key)
+        """Waiting and preempted calls in priority order, kept as they change."""
+        self._running_order = (
+            SortedCalls(key) if discretised and self.config.queue_order is QueueOrder.FIFO else None
+        )
+        """Running calls in priority order, kept when their keys move only with their queue
+        (FIFO queues); otherwise their keys follow their service and each step sorts them."""
         self._program_calls: dict[str, dict[str, CallRecord]] = {}
         self.num_preemptions = 0
         self.num_promotions = 0
@@ -101,6 +108,7 @@ class Scheduler:
         self._program_calls.setdefault(call.program_id, {})[call.call_id] = call
         level = self.queue.level_for(priority) if self.policy.discretised else 0
         self.queue.push(call, level)
+        self._waiting.add(call)
         self._arm_deadline(call)
         return call
 
@@ -116,12 +124,15 @@ class Scheduler:
         if not calls:
             return 0
         discretised = self.policy.discretised
+        waiting = self._waiting
         for call in calls.values():
             call.snapshot = replace(snapshot, critical_path=call.snapshot.critical_path)
             if discretised and call.first_scheduled_time is None and call.waiting_since is not None:
                 level = self.queue.level_for(self.policy.priority(call.snapshot, _NO_ARRIVAL))
                 if level > call.level and call.starve_wait_base == 0.0:
                     self.queue.move(call, level)
+            if call.call_id in waiting:
+                waiting.update(call)
             if call.waiting_since is not None:
                 self._arm_deadline(call)
         return len(calls)
@@ -153,21 +164,20 @@ class Scheduler:
             return SchedulerDecision.make_empty()
         promoted = self._promote_starving(now)
         preempt = self.config.preemption and self.policy.preemptive
-        order: Iterable[CallRecord]
-        if preempt and self.policy.discretised and self.config.queue_order is QueueOrder.FIFO:
-            order = self.queue
-        elif not preempt and (self.policy.discretised or self.policy.arrival_ordered):
-            running = self.running
-            order = itertools.chain(
-                list(running.values()), (c for c in self.queue if c.call_id not in running)
-            )
+        waiting: Iterable[tuple[Key, CallRecord]] = self._waiting.entries
+        running: list[tuple[Key, CallRecord]]
+        if not preempt and (self.policy.discretised or self.policy.arrival_ordered):
+            running = [((), c) for c in self.running.values()]
+            if not self.policy.discretised or self.config.queue_order is not QueueOrder.FIFO:
+                # Without preemption waiting calls start in queue entry order (FCFS inside
+                # each queue), whatever the in-queue order that ``waiting()`` reports.
+                waiting = (((), c) for c in self.queue if c.call_id not in self.running)
+        elif self._running_order is not None:
+            running = self._running_order.entries
         else:
-            order = self._priority_order()
-            if not preempt:
-                order = [c for c in order if c.call_id in self.running] + [
-                    c for c in order if c.call_id not in self.running
-                ]
-        scheduled = self._fill(order, budget)
+            key = self._waiting.key
+            running = sorted(((key(c), c) for c in self.running.values()), key=_first)
+        scheduled = self._fill(running, waiting, budget, residents_first=not preempt)
         chosen = {c.call_id for c in scheduled}
         preempted: list[CallRecord] = []
         for call in list(self.running.values()):
@@ -175,14 +185,20 @@ class Scheduler:
                 call.preempt(now)
                 del self.running[call.call_id]
                 preempted.append(call)
+                if self._running_order is not None:
+                    self._running_order.discard(call)
                 if self.config.requeue_preempted:
                     self.queue.requeue(call)
+                self._waiting.add(call)
                 self._arm_deadline(call)
         started: list[CallRecord] = []
         for call in scheduled:
             if call.call_id not in self.running:
                 call.start(now)
                 self.running[call.call_id] = call
+                self._waiting.discard(call)
+                if self._running_order is not None:
+                    self._running_order.add(call)
                 started.append(call)
         self.num_preemptions += len(preempted)
         return SchedulerDecision(
@@ -225,6 +241,8 @@ class Scheduler:
             call.num_output_tokens += item.num_decode_tokens
             if call.level < last and call.quantum_used >= quanta[call.level]:
                 self._demote_if_spent(call)
+            if call.call_id not in self.running:  # progress of a call the engine holds back
+                self._waiting.update(call)
 
     # Views ---------------------------------------------------------------------
 
@@ -237,8 +255,13 @@ class Scheduler:
         return len(self.running)
 
     def waiting(self) -> list[CallRecord]:
-        """Calls waiting or preempted, in priority order."""
-        return [c for c in self._priority_order() if c.call_id not in self.running]
+        """Calls waiting or preempted, in priority order (kept sorted, not sorted per call)."""
+        return self._waiting.calls()
+
+    def first_waiting(self) -> CallRecord | None:
+        """The waiting call that ranks first, or None."""
+        entries = self._waiting.entries
+        return entries[0][1] if entries else None
 
     def has_call(self, call_id: str) -> bool:
         return call_id in self.calls
@@ -249,47 +272,54 @@ class Scheduler:
 
     # Phases --------------------------------------------------------------------
 
-    def _priority_order(self) -> list[CallRecord]:
-        if not self.policy.discretised:
-            return sorted(self.queue, key=self.policy.sort_key)
-        if self.config.queue_order is QueueOrder.FIFO:
-            return list(self.queue)
-        order: list[CallRecord] = []
-        for level in self.queue.levels:
-            order.extend(
-                call
-                for _, _, call in sorted(
-                    (c.snapshot.total_service + c.service, i, c)
-                    for i, c in enumerate(level.values())
-                )
-            )
-        return order
+    def _key_function(self) -> Callable[[CallRecord], Key]:
+        """The priority order as a sort key, unique per call (the policy's order, then arrival).
 
-    def _fill(self, order: Iterable[CallRecord], budget: BatchBudget) -> list[CallRecord]:
+        Discretised policies rank by queue, then by entry into the queue (FIFO) or by least
+        program attained service; the others by the policy's ``sort_key``.
+        """
+        tickets = self.queue.tickets
+        sort_key = self.policy.sort_key
+        if not self.policy.discretised:
+            return lambda c: (sort_key(c), c.seq)
+        if self.config.queue_order is QueueOrder.FIFO:
+            return lambda c: (c.level, tickets[c.call_id])
+        return lambda c: (c.level, c.snapshot.total_service + c.service, tickets[c.call_id])
+
+    def _fill(
+        self,
+        running: list[tuple[Key, CallRecord]],
+        waiting: Iterable[tuple[Key, CallRecord]],
+        budget: BatchBudget,
+        *,
+        residents_first: bool,
+    ) -> list[CallRecord]:
         """Admit calls in priority order while they fit.
 
-        After the first waiting call that does not fit (with ``stop_at_first_misfit``), no
-        further waiting call is admitted, but lower-priority running calls that still fit keep
-        running: only the ones the budget has no room for are preempted, not all of them.
+        ``running`` and ``waiting`` are each in priority order; they are merged by key, or
+        the running calls go first (``residents_first``, no preemption). After the first
+        waiting call that does not fit (with ``stop_at_first_misfit``), no further waiting
+        call is admitted and the waiting calls are not read further, but lower-priority
+        running calls that still fit keep running: only the ones the budget has no room for
+        are preempted, not all of them.
         """
-        running = self.running
-        residents_left = len(running)
+        stop = self.config.stop_at_first_misfit
         scheduled: list[CallRecord] = []
-        stopped = False
-        for call in order:
-            resident = call.call_id in running
-            if resident:
-                residents_left -= 1
-            elif stopped:
-                if residents_left == 0:
-                    break
-                continue
-            if budget.try_add(call, resident=resident):
+        r = len(running) if residents_first else 0
+        if residents_first:
+            scheduled.extend(c for _, c in running if budget.try_add(c, resident=True))
+        num_running = len(running)
+        for key, call in waiting:
+            while r < num_running and running[r][0] < key:
+                resident = running[r][1]
+                r += 1
+                if budget.try_add(resident, resident=True):
+                    scheduled.append(resident)
+            if budget.try_add(call, resident=False):
                 scheduled.append(call)
-            elif self.config.stop_at_first_misfit and not resident:
-                stopped = True
-                if residents_left == 0:
-                    break
+            elif stop:
+                break
+        scheduled.extend(c for _, c in running[r:] if budget.try_add(c, resident=True))
         return scheduled
 
     def _promote_starving(self, now: float) -> tuple[str, ...]:
@@ -314,9 +344,11 @@ class Scheduler:
                 self._arm_deadline(call)
                 continue
             self.queue.move(call, 0)
+            self._waiting.update(call)
             call.starve_wait_base = call.current_wait(now)
             call.starve_service_base = call.service
             promoted.append(call_id)
+            call.record_promotion(now)
         self.num_promotions += len(promoted)
         return tuple(promoted)
 
@@ -356,6 +388,8 @@ class Scheduler:
             spill = call.quantum_used - self.config.quantum(call.level)
             self.queue.move(call, call.level + 1)
             call.quantum_used = spill
+        if self._running_order is not None and call.call_id in self._running_order:
+            self._running_order.update(call)
 
     def _own(self, call_id: str) -> CallRecord:
         call = self.calls.get(call_id)
@@ -365,6 +399,9 @@ class Scheduler:
 
     def _detach(self, call: CallRecord) -> None:
         self.queue.remove(call)
+        self._waiting.discard(call)
+        if self._running_order is not None:
+            self._running_order.discard(call)
         self.running.pop(call.call_id, None)
         self._deadline.pop(call.call_id, None)
 
@@ -372,6 +409,10 @@ class Scheduler:
 _NO_ARRIVAL = CallArrival(call_id="-", program_id="-")
 """Stands in for the arrival when a refreshed snapshot is re-ranked (policies that rank by
 arrival fields, SRPT, are not discretised and never re-rank)."""
+
+
+def _first(entry: tuple[Key, CallRecord]) -> Key:
+    return entry[0]
 
 
 def _single_queue(config: SchedulerConfig) -> SchedulerConfig:
