@@ -53,6 +53,8 @@ class EngineActor:
         self._build = build
         self._engine: EngineAdapter | None = None
         self._starting: asyncio.Lock | None = None
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        """Request id -> the task running that call in the engine."""
 
     async def _ready(self) -> EngineAdapter:
         if self._starting is None:
@@ -94,6 +96,7 @@ class EngineActor:
                 queue.put_nowait(None)
 
         task = asyncio.create_task(pump())
+        self._pumps[request.request_id] = task
         try:
             done = False
             while not done:
@@ -113,13 +116,18 @@ class EngineActor:
                 if batch:
                     yield batch
         finally:
+            self._pumps.pop(request.request_id, None)
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
     async def abort(self, request_id: str) -> None:
+        """Abort in the engine, and end the call's stream (an engine may leave it open)."""
         await (await self._ready()).abort(request_id)
+        task = self._pumps.get(request_id)
+        if task is not None:
+            task.cancel()
 
     async def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:
         if self._engine is not None:

@@ -118,7 +118,7 @@ def _ray_engines(
     return [
         RayEngine(
             engine_id=replica.engine_id,
-            model=spec.model or ("sim" if kind is EngineKind.SIM else ""),
+            model=_served_model(spec, kind),
             build=functools.partial(build_engine, replica, scheduler),
             program_aware=kind in (EngineKind.SIM, EngineKind.LOCAL_VLLM, EngineKind.REMOTE_VLLM),
             resources=bundle,
@@ -129,6 +129,16 @@ def _ray_engines(
         )
         for i, replica in enumerate(spec.replicas())
     ]
+
+
+def _served_model(spec: EngineSpec, kind: EngineKind) -> str:
+    """The model name the engine will serve, known before its actor builds it (the balancer
+    groups engines by model when the gateway starts)."""
+    if kind is EngineKind.SIM:
+        return spec.model or "sim"
+    if kind is EngineKind.LOCAL_VLLM:
+        return str(spec.options.get("served_model") or spec.model or "tiny")
+    return spec.model
 
 
 EngineFactory = Callable[[EngineSpec, SchedulerConfig, dict[str, Any]], EngineAdapter]
