@@ -119,3 +119,27 @@ def test_a_killed_actor_loses_only_its_calls_and_comes_back(gateway: LiveServer,
         _call(gateway.url, f"{how}-after-{i}").headers["X-Autellix-Engine-Id"] for i in range(4)
     }
     assert "ray-sim-0" in served, "the restarted actor is back in rotation"
+
+
+def test_a_client_that_leaves_mid_stream_closes_the_actors_stream(gateway: LiveServer) -> None:
+    _wait_healthy(gateway.url, "ray-sim-0")
+    _wait_healthy(gateway.url, "ray-sim-1")
+    body = {"model": "sim", "prompt": "leaver: go on", "max_tokens": 4000, "stream": True}
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/completions",
+        json=body,
+        headers={"X-Autellix-Program-Id": "leaver"},
+        timeout=60,
+    ) as response:
+        assert response.status_code == 200
+        engine_id = response.headers["X-Autellix-Engine-Id"]
+        actor = ray.get_actor(f"autellix-{engine_id}", namespace=NAMESPACE)
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                break
+        assert ray.get(actor.num_streams.remote()) == 1, "the call streams from the actor"
+    deadline = time.monotonic() + 30  # 4,000 tokens take about a minute at this time scale
+    while ray.get(actor.num_streams.remote()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.get(actor.num_streams.remote()) == 0, "the aborted call's stream is still open"

@@ -73,6 +73,10 @@ class EngineActor:
         load = (await self._ready()).load()
         return load.num_running, load.num_waiting
 
+    async def num_streams(self) -> int:
+        """Calls whose stream is open in this actor (0 when idle; a leak shows here)."""
+        return len(self._pumps)
+
     async def model(self) -> str:
         return (await self._ready()).model
 
