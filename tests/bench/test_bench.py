@@ -22,7 +22,6 @@ def test_bench_cli_searches_capacities_and_writes_results(tmp_path: Path) -> Non
         "--quick",
         "--workloads", "sharegpt,bfcl-paper",
         "--systems", "vllm-opt,plas",
-        "--precision", "0.5",
         "--programs-scale", "0.5",
         "--workers", "1",
         "--no-progress",

@@ -28,7 +28,9 @@ def bench(
     ctx: typer.Context,
     quick: Annotated[
         bool,
-        typer.Option(help="Few programs, one seed, capacities to 45%: a coarse read."),
+        typer.Option(
+            help="Few programs, one seed, capacities to a factor-2 bracket: a coarse read."
+        ),
     ] = False,
     out: Annotated[
         Path, typer.Option(help="Directory for CSV/JSON, PNGs and summary.md.")
@@ -48,7 +50,7 @@ def bench(
     ] = 1.0,
     precision: Annotated[
         float,
-        typer.Option(help="Relative precision of each capacity (0: 0.05, or 0.45 with --quick)."),
+        typer.Option(help="Relative precision of each capacity (0: 0.05, or 1.0 with --quick)."),
     ] = 0.0,
     seeds: Annotated[
         int, typer.Option(help="Seeds per capacity, reported as median and range (0: 3, or 1).")
@@ -59,6 +61,13 @@ def bench(
         float,
         typer.Option(help="Latency target = factor x best latency at the workload's lowest rate."),
     ] = 5.0,
+    balancer_engines: Annotated[
+        str, typer.Option(help="Comma-separated engine counts of the balancer runs (default: 4,8).")
+    ] = "",
+    makespan_programs: Annotated[
+        str,
+        typer.Option(help="Comma-separated offline batch sizes (default: 1000,2000,4000)."),
+    ] = "",
     workers: Annotated[int, typer.Option(help="Parallel simulation processes.")] = 2,
     seed: Annotated[int, typer.Option(help="First seed of workloads, arrivals and simulator.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
@@ -93,9 +102,18 @@ def bench(
             },
             num_rates=1,
             makespan_batches=tuple(
-                max(1, round(n * programs_scale)) for n in size.makespan_batches
+                max(1, round(n * programs_scale))
+                for n in (
+                    [int(v) for v in _names(makespan_programs)]
+                    if makespan_programs
+                    else size.makespan_batches
+                )
             ),
         )
+        if balancer_engines:
+            size = dataclasses.replace(
+                size, balancer_engines=tuple(int(v) for v in _names(balancer_engines))
+            )
         seed_list = range(seed, seed + (seeds or (1 if quick else 3)))
         specs = [
             s
@@ -119,6 +137,7 @@ def bench(
         settings,
         precision=precision or (search.QUICK_PRECISION if quick else search.FULL_PRECISION),
         windows=size.window_seconds,
+        starts=size.search_start,
         workers=workers,
         progress=progress,
         checkpoint=checkpoint,

@@ -35,8 +35,9 @@ from autellix_backend.bench.sweeps import RATES
 
 FULL_PRECISION = 0.05
 """Relative width of the final bracket in the full run."""
-QUICK_PRECISION = 0.45
-"""Relative width of the final bracket in ``--quick``: one bisection of a factor-2 bracket."""
+QUICK_PRECISION = 1.0
+"""Relative width of the final bracket in ``--quick``: the factor-2 bracket itself, no bisection
+(the capacity is interpolated between its ends, ``bench.capacity.max_rate_meeting``)."""
 MAX_STEPS = 6
 """Doublings (or halvings) tried before a curve is left as a bound: 64x either way (a probe's
 program count grows with its rate, so more would only try huge runs)."""
@@ -139,6 +140,13 @@ def latency_targets(references: Sequence[RunRecord], factor: float) -> dict[str,
     return {w: factor * latency for w, latency in best.items()}
 
 
+def start_rate(curve: RunSpec, starts: Mapping[str, float]) -> float:
+    """Where ``curve``'s search starts: its workload's ``starts`` rate (default: the top of its
+    ``RATES``) times its engine count."""
+    per_engine = starts.get(curve.workload, RATES[curve.workload][-1])
+    return float(f"{per_engine * curve.num_engines:.6g}")
+
+
 def run_searches(
     curves: Sequence[RunSpec],
     targets: Mapping[str, float],
@@ -150,11 +158,13 @@ def run_searches(
     progress: bool = True,
     checkpoint: Path | None = None,
     known: Sequence[RunRecord] = (),
+    starts: Mapping[str, float] | None = None,
 ) -> list[RunRecord]:
     """Search every curve (one process each, ``workers`` at a time); all probes, curve by curve.
 
-    Each curve starts at the top of its workload's ``RATES`` times its engine count, and its
-    probes' programs arrive over its workload's ``windows`` seconds. ``known`` runs and those in
+    Each curve starts at its workload's rate in ``starts`` (default: the top of its ``RATES``)
+    times its engine count, and its probes' programs arrive over its workload's ``windows``
+    seconds. ``known`` runs and those in
     ``checkpoint`` are reused; new probes are appended to ``checkpoint`` as each curve finishes.
     """
     done = {r.spec: r for r in known}
@@ -164,7 +174,7 @@ def run_searches(
         (
             curve,
             targets[curve.workload],
-            float(f"{RATES[curve.workload][-1] * curve.num_engines:.6g}"),
+            start_rate(curve, starts or {}),
             windows[curve.workload],
             {s: r for s, r in done.items() if on_curve(s, curve)},
         )

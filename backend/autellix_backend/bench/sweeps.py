@@ -59,6 +59,9 @@ class SweepSize:
     window_seconds: dict[str, float] = field(default_factory=dict)
     """Seconds over which a capacity search's probe programs arrive, per workload: a probe at
     rate r runs ``max(num_programs, r * window)`` programs (``bench.search.probe_spec``)."""
+    search_start: dict[str, float] = field(default_factory=dict)
+    """Rate (programs/s per engine) where a capacity search starts, per workload; unset: the top
+    of ``RATES``. A start near the capacity saves the bracketing probes."""
 
 
 FULL = SweepSize(
@@ -92,9 +95,17 @@ QUICK = SweepSize(
         "sharegpt": 15.0,
         "bfcl": 20.0,
         "bfcl-paper": 20.0,
-        "lats": 8.0,
-        "mixed": 8.0,
+        "lats": 6.0,
+        "mixed": 5.0,
         "skewed": 15.0,
+    },
+    search_start={
+        "sharegpt": 8.0,
+        "bfcl": 3.0,
+        "bfcl-paper": 6.4,
+        "lats": 4.8,
+        "mixed": 6.4,
+        "skewed": 4.0,
     },
     num_rates=3,
     balancer_engines=(2,),
