@@ -1,9 +1,13 @@
 """Per-call overhead of an engine in a Ray actor against the same engine in process.
 
 Both run a simulated engine with ``time_scale=0`` (steps cost no wall time), so the difference
-is the actor call: request pickling, the streaming generator's chunk round trips, the report.
+is the actor call: request pickling, the streaming generator's items, the report. The actor
+sends every chunk made since its last stream item in one item, so with ``time_scale=0`` a call
+is one or two items; ``--time-scale 1`` spreads the chunks over real step times (about 11 ms
+a token), as a GPU engine does, and the stream carries about one item per token.
 
     python benchmarks/scale_out/ray_overhead.py --calls 300 --max-tokens 16
+    python benchmarks/scale_out/ray_overhead.py --calls 50 --max-tokens 16 --time-scale 1
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import statistics
 import time
 
@@ -24,7 +29,8 @@ from autellix_backend.engines.simulated import SimulatedEngine
 async def _latencies(engine: EngineAdapter, calls: int, max_tokens: int) -> list[float]:
     await engine.start()
     out = []
-    for i in range(calls + 20):
+    warmup = min(20, calls)
+    for i in range(calls + warmup):
         request = EngineRequest(
             f"r{i}",
             RequestKind.COMPLETION,
@@ -35,7 +41,7 @@ async def _latencies(engine: EngineAdapter, calls: int, max_tokens: int) -> list
         start = time.perf_counter()
         async for _ in engine.generate(request):
             pass
-        if i >= 20:  # warm-up calls are not counted
+        if i >= warmup:  # warm-up calls are not counted
             out.append(time.perf_counter() - start)
     await engine.aclose()
     return out
@@ -45,8 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--time-scale", type=float, default=0.0)
     args = parser.parse_args()
-    build = functools.partial(SimulatedEngine, engine_id="sim", time_scale=0.0)
+    build = functools.partial(SimulatedEngine, engine_id="sim", time_scale=args.time_scale)
     local = asyncio.run(_latencies(build(), args.calls, args.max_tokens))
     ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
     try:
@@ -61,7 +68,10 @@ def main() -> None:
             f"({args.max_tokens} tokens, {args.max_tokens + 1} chunks)"
         )
     extra = statistics.median(remote) - statistics.median(local)
-    print(f"overhead: {extra * 1e3:.2f} ms per call (median)")
+    print(
+        f"overhead: {extra * 1e3:.2f} ms per call (median), time scale {args.time_scale}, "
+        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus"
+    )
 
 
 if __name__ == "__main__":

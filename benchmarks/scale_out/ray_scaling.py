@@ -164,14 +164,14 @@ def _plot(points: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for mode, label, marker in (("ray", "Ray actors", "o"), ("local", "in process", "s")):
         mine = sorted((p for p in points if p["mode"] == mode), key=lambda p: p["engines"])
-        if not mine:
-            continue
-        xs = [p["engines"] for p in mine]
-        ax.plot(xs, [p["capacity"] for p in mine], marker=marker, label=label)
-        one = next((p["capacity"] for p in mine if p["engines"] == 1), None)
-        if one:
-            top = max(xs)
-            ax.plot([1, top], [one, one * top], ls="--", lw=1, label=f"linear ({label})")
+        if mine:
+            xs = [p["engines"] for p in mine]
+            ax.plot(xs, [p["capacity"] for p in mine], marker=marker, label=label)
+    ones = [p["capacity"] for p in points if p["engines"] == 1]
+    if ones:
+        one = statistics.mean(ones)
+        top = max(p["engines"] for p in points)
+        ax.plot([1, top], [one, one * top], ls="--", lw=1, color="grey", label="linear (N x 1)")
     ax.set_xlabel("simulated engines")
     ax.set_ylabel("highest arrival rate meeting the target (calls/s)")
     ax.set_title("Scale-out: capacity against engines")
@@ -192,7 +192,11 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=10.0)
     parser.add_argument("--target", type=float, default=2.0, help="p90 / idle latency")
     parser.add_argument("--out", type=Path, default=Path("ray_scaling.json"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw --out's points")
     args = parser.parse_args()
+    if args.plot_only:
+        _plot(json.loads(args.out.read_text())["points"], args.out.with_suffix(".png"))
+        return
     counts = [int(n) for n in args.engines.split(",")]
     modes = args.modes.split(",")
     ray_address = None
