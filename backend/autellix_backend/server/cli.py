@@ -96,6 +96,8 @@ def serve(
     if ray_address is not None and (config is None or "engines" in overrides):
         # engines from flags (or the default one) go on Ray; a file's engines say per engine
         engines = overrides.get("engines") or [{"kind": "local_vllm"}]
+        if num_engines > 1:  # one entry of N replicas: one placement group, same engine ids
+            engines = [{**engines[0], "id": engines[0]["kind"], "num_engines": num_engines}]
         overrides["engines"] = [{**e, "placement": "ray"} for e in engines]
     try:
         settings = load_config(config, **overrides)
