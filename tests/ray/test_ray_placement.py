@@ -22,6 +22,7 @@ from ray.util import placement_group_table, remove_placement_group  # noqa: E402
 
 from autellix_backend.engines.ray_engine import NAMESPACE, RayEngine  # noqa: E402
 from autellix_backend.server import EngineSpec, ServerConfig  # noqa: E402
+from autellix_backend.server.config import ConfigError, config_from_mapping  # noqa: E402
 from autellix_backend.server.engine_factory import build_engines, engine_options  # noqa: E402
 from tests.server.conftest import LiveServer  # noqa: E402
 
@@ -117,3 +118,22 @@ def test_replicas_run_in_their_bundles_behind_the_gateway(cluster: None) -> None
         assert where[0]["gpu_ids"] != where[1]["gpu_ids"], "each replica has its own GPU"
     finally:
         live.stop()
+
+
+def test_replica_settings_are_checked_and_local_replicas_are_engines_too() -> None:
+    engines = build_engines(
+        ServerConfig(engines=(EngineSpec(kind="sim", engine_id="s", num_engines=3),)).validate()
+    )
+    assert [e.engine_id for e in engines] == ["s-0", "s-1", "s-2"]
+    assert not any(isinstance(e, RayEngine) for e in engines)
+    bad = {
+        "num_engines and tensor_parallel_size must be >= 1": {"num_engines": 0},
+        "tensor_parallel_size applies to local_vllm": {"tensor_parallel_size": 2},
+        "placement_strategy must be one of": {"placement_strategy": "FAST"},
+    }
+    for message, values in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            config_from_mapping({"engines": [{"kind": "sim", **values}]})
+    with pytest.raises(ConfigError, match="engine ids must be unique"):
+        replicas = {"kind": "sim", "id": "a", "num_engines": 2}
+        config_from_mapping({"engines": [replicas, {"kind": "sim", "id": "a-1"}]})
