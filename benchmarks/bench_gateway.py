@@ -1,8 +1,9 @@
 """Gateway benchmarks: per-call overhead, sustained throughput, 1,000 concurrent programs.
 
-    python benchmarks/bench_gateway.py overhead   [--calls 500] [--no-peers]
+    python benchmarks/bench_gateway.py overhead   [--calls 500] [--no-peers] [--baseline SRC]
     python benchmarks/bench_gateway.py overhead-inproc [--calls 500]
     python benchmarks/bench_gateway.py throughput [--seconds 10] [--concurrency 64]
+                                                  [--baseline SRC] [--rounds 1]
     python benchmarks/bench_gateway.py programs   [--programs 1000] [--calls-per-program 3]
 
 Every server is a real ``autellix serve`` process on 127.0.0.1 (JSON logs off), the client
@@ -14,6 +15,11 @@ HTTP hop); when ``vllm-router`` (a Rust router, ``bench`` extra) is installed, t
 also go through it in front of the same engine, so its hop is measured beside ours.
 ``throughput`` and ``programs`` drive a gateway with two in-process simulated
 engines (``programs``: A100 cost model at ``--time-scale``, default 10x faster than real).
+
+``--baseline SRC`` also runs the gateway of another checkout of this repository (say
+``git worktree add /tmp/base <commit>``), from the same virtual environment, beside this one:
+``overhead`` alternates calls between the two, ``throughput`` alternates rounds, so a change
+is measured side by side under the same machine load.
 """
 
 from __future__ import annotations
@@ -48,12 +54,22 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(config: dict[str, Any]) -> Iterator[tuple[str, int]]:
-    """Run ``autellix serve`` with ``config`` (YAML is JSON); yield its URL and pid."""
+def server(config: dict[str, Any], source: str | None = None) -> Iterator[tuple[str, int]]:
+    """Run ``autellix serve`` with ``config`` (YAML is JSON); yield its URL and pid.
+
+    ``source``: a checkout whose packages the server imports instead of the installed ones.
+    """
     port = free_port()
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         json.dump({**config, "port": port, "log_level": "warning"}, f)
-    proc = subprocess.Popen([AUTELLIX, "serve", "--config", f.name], stderr=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if source is not None:
+        root = Path(source).resolve()
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(p) for p in (root / "backend", root, root / "integrations")
+        )
+    cmd = [AUTELLIX, "serve", "--config", f.name]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -107,8 +123,8 @@ VLLM_ROUTER = Path(sys.executable).parent / "vllm-router"
 
 
 @contextlib.contextmanager
-def vllm_router(engine_url: str) -> Iterator[str]:
-    """Run ``vllm-router`` in front of ``engine_url``; yield its URL once it answers a call."""
+def vllm_router(engine_url: str) -> Iterator[tuple[str, int]]:
+    """Run ``vllm-router`` in front of ``engine_url``; yield its URL and pid once it answers."""
     port = free_port()
     cmd = [str(VLLM_ROUTER), "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--worker-urls", engine_url, "--policy", "round_robin", "--log-level", "error"]
@@ -123,7 +139,7 @@ def vllm_router(engine_url: str) -> Iterator[str]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("vllm-router did not start")
             time.sleep(0.2)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -136,13 +152,21 @@ def overhead(args: argparse.Namespace) -> None:
         gateway = {
             "engines": [{"kind": "openai", "id": "direct", "model": "sim", "url": engine_url}]
         }
-        urls = {"engine directly": engine_url}
-        urls["through the gateway"] = stack.enter_context(server(gateway))[0]
+        hops = {"through the gateway": stack.enter_context(server(gateway))}
+        if args.baseline:
+            hops["through the baseline"] = stack.enter_context(server(gateway, args.baseline))
         if peers:
-            urls["through vllm-router"] = stack.enter_context(vllm_router(engine_url))
+            hops["through vllm-router"] = stack.enter_context(vllm_router(engine_url))
         else:
             print("note: vllm-router not installed (pip install -e '.[bench]') or --no-peers")
+        urls = {"engine directly": engine_url, **{name: url for name, (url, _) in hops.items()}}
+        cpu = {name: cpu_seconds(pid) for name, (_, pid) in hops.items()}
         results = dict(zip(urls, paired_latencies(tuple(urls.values()), args.calls), strict=True))
+        total_calls = args.calls + 50
+        cpu_ms = {
+            name: (cpu_seconds(pid) - cpu[name]) / total_calls * 1000
+            for name, (_, pid) in hops.items()
+        }
     for name, ms in results.items():
         ms = sorted(ms)
         print(f"{name:22s} p50 {ms[len(ms) // 2]:7.2f} ms   p99 {ms[int(len(ms) * 0.99)]:7.2f} ms")
@@ -152,7 +176,8 @@ def overhead(args: argparse.Namespace) -> None:
         hop = name.removeprefix("through ").removeprefix("the ")
         print(
             f"{hop + ' overhead':22s} p50 {statistics.median(diffs):7.2f} ms"
-            f"   p99 {diffs[int(len(diffs) * 0.99)]:7.2f} ms (paired differences)"
+            f"   p99 {diffs[int(len(diffs) * 0.99)]:7.2f} ms (paired differences);"
+            f" its process's CPU {cpu_ms[name]:.3f} ms per call"
         )
 
 
@@ -223,13 +248,28 @@ async def _drive(url: str, seconds: float, concurrency: int) -> tuple[int, int]:
 
 def throughput(args: argparse.Namespace) -> None:
     config = {"engines": sim_engines(2, 0.0), "balancer": "least_used"}
-    with server(config) as (url, _):
-        asyncio.run(_drive(url, 2, args.concurrency))
-        done, errors = asyncio.run(_drive(url, args.seconds, args.concurrency))
-    print(
-        f"{done / args.seconds:8.1f} calls/s sustained ({done} calls, {errors} errors, "
-        f"{args.concurrency} concurrent clients, {args.seconds:.0f} s, 8 output tokens each)"
-    )
+    sides = {"gateway": None} if not args.baseline else {"gateway": None, "baseline": args.baseline}
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(server(config, src)) for name, src in sides.items()}
+        for url, _ in servers.values():
+            asyncio.run(_drive(url, 2, args.concurrency))
+        for round_ in range(args.rounds):
+            for name, (url, pid) in servers.items():
+                cpu = cpu_seconds(pid)
+                done, errors = asyncio.run(_drive(url, args.seconds, args.concurrency))
+                per_call = (cpu_seconds(pid) - cpu) / max(done, 1) * 1000
+                print(
+                    f"{name:9s} round {round_}: {done / args.seconds:8.1f} calls/s sustained "
+                    f"({done} calls, {errors} errors, {args.concurrency} concurrent clients, "
+                    f"{args.seconds:.0f} s, 8 output tokens each); server CPU "
+                    f"{per_call:.3f} ms per call"
+                )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _programs(url: str, n: int, calls: int, round_: int) -> tuple[int, float, float]:
@@ -308,11 +348,14 @@ def main() -> None:
     p = sub.add_parser("overhead")
     p.add_argument("--calls", type=int, default=500)
     p.add_argument("--no-peers", action="store_true", help="skip vllm-router")
+    p.add_argument("--baseline", help="a checkout whose gateway runs beside this one")
     p = sub.add_parser("overhead-inproc")
     p.add_argument("--calls", type=int, default=500)
     p = sub.add_parser("throughput")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--baseline", help="a checkout whose gateway runs beside this one")
+    p.add_argument("--rounds", type=int, default=1)
     p = sub.add_parser("programs")
     p.add_argument("--programs", type=int, default=1000)
     p.add_argument("--calls-per-program", type=int, default=3)

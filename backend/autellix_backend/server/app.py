@@ -120,6 +120,7 @@ def create_app(
     for module in (completions, programs, traces, operations, ui):
         app.include_router(module.router)
     app.include_router(ui.page)
+    app.router.routes[0:0] = completions.fast_routes(app.router.routes)
     return app
 
 
