@@ -30,6 +30,11 @@ class ServiceReport:
     num_preemptions: int = 0
     num_output_tokens: int = 0
     aborted: bool = False
+    preemptions: tuple[tuple[float, float], ...] = ()
+    """Each preemption as (start, end), seconds after the call arrived on the engine (optional:
+    older engines send none; at most the first 64)."""
+    promotions: tuple[float, ...] = ()
+    """Seconds after its arrival at which the anti-starvation rule moved the call to Q1."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,7 +43,12 @@ class ServiceReport:
     def from_dict(cls, value: Mapping[str, Any]) -> ServiceReport:
         """Decode a report; unknown keys are ignored, bad values raise ``ProtocolError``."""
         try:
-            report = cls(**{k: value[k] for k in cls.__dataclass_fields__ if k in value})
+            fields = {k: value[k] for k in cls.__dataclass_fields__ if k in value}
+            if "preemptions" in fields:
+                fields["preemptions"] = event_spans(fields["preemptions"])
+            if "promotions" in fields:
+                fields["promotions"] = tuple(float(t) for t in fields["promotions"])
+            report = cls(**fields)
             float(report.service)
         except (TypeError, ValueError) as exc:
             raise ProtocolError(f"malformed service report: {exc}") from exc
@@ -53,3 +63,20 @@ def service_of(report: Any) -> float | None:
         return max(0.0, float(report.get("service", 0.0)))
     except (TypeError, ValueError):
         return None
+
+
+def event_spans(value: Any) -> tuple[tuple[float, float], ...]:
+    """``[[start, end], ...]`` as float pairs; raises ``TypeError``/``ValueError`` if malformed."""
+    return tuple((float(start), float(end)) for start, end in value)
+
+
+def offsets_since(
+    arrival: float, spans: Any, times: Any
+) -> tuple[tuple[tuple[float, float], ...], tuple[float, ...]]:
+    """An engine's preemption spans and promotion times as offsets after ``arrival`` (both
+    in the engine's clock), the form ``ServiceReport`` carries; an open span ends at its
+    start."""
+    pairs = tuple(
+        (start - arrival, (start if end is None else end) - arrival) for start, end in spans or ()
+    )
+    return pairs, tuple(t - arrival for t in times or ())

@@ -40,6 +40,7 @@ const STYLE = [
   { selector: "node.status-aborted", style: { "background-color": "#c8c8c8" } },
   { selector: "node.status-error", style: { "background-color": "#f28b82" } },
   { selector: "node.critical", style: { "border-width": 3, "border-color": "#d0342c" } },
+  { selector: "node.selected", style: { "underlay-color": "#1d2330", "underlay-opacity": 0.25, "underlay-padding": 5 } },
   {
     selector: "node.group",
     style: {
@@ -114,6 +115,22 @@ export class DagView {
     this.signature = null;
     this.collapsed = new Set();
     this.cy.on("tap", "node.group", (event) => this.toggle(event.target));
+    this.onSelect = null;
+    this.selectedId = null;
+    this.cy.on("tap", "node.call", (event) => this.select(event.target.data("nodeId")));
+  }
+
+  /** Show the details of the node with table id ``nodeId`` (what a click on it does). */
+  select(nodeId) {
+    this.selectedId = nodeId;
+    this.markSelected();
+    if (this.onSelect) this.onSelect(nodeId);
+  }
+
+  markSelected() {
+    this.cy.nodes("node.call").forEach((n) => {
+      n.toggleClass("selected", n.data("nodeId") === this.selectedId);
+    });
   }
 
   toggle(group) {
@@ -140,6 +157,7 @@ export class DagView {
     const model = buildModel(trace);
     if (model.signature === this.signature) {
       this.restyle(model);
+      this.markSelected();
       return;
     }
     this.signature = model.signature;
@@ -158,6 +176,7 @@ export class DagView {
       this.cy.add(model.edges.map((e) => ({ group: "edges", data: e.data, classes: e.classes })));
     });
     this.applyCollapse();
+    this.markSelected();
     this.cy.fit(undefined, 20);
   }
 

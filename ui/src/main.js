@@ -22,17 +22,24 @@ class ProgramView {
     const dagBox = h("div", { id: "dag", className: "panel tall" });
     const timelineBox = h("div", { id: "timeline", className: "panel" });
     const scheduleBox = h("div", { id: "scheduling", className: "panel short" });
+    this.details = h("div", { id: "node-details", className: "summary details" }, "Click a node for its details.");
+    this.selected = null;
     root.append(
       h("h2", {}, "Program ", h("code", { id: "program-id" }, programId)),
       this.header,
-      h("h3", {}, "DAG ", h("small", {}, "click a group to collapse it; red: critical path")),
+      h("h3", {}, "DAG ", h("small", {}, "click a group to collapse it, a node for its details; red: critical path")),
       dagBox,
-      h("h3", {}, "Timeline ", h("small", {}, "pale: waiting, solid: running, ▼: preempted")),
+      this.details,
+      h("h3", {}, "Timeline ", h("small", {}, "pale: waiting, solid: running, red: preempted (▼ count), green: tool time")),
       timelineBox,
       h("h3", {}, "Scheduling"),
       scheduleBox,
     );
     this.dag = new DagView(dagBox);
+    this.dag.onSelect = (nodeId) => {
+      this.selected = nodeId;
+      this.showDetails();
+    };
     this.timeline = new TimelineView(timelineBox);
     this.scheduling = new SchedulingView(scheduleBox);
   }
@@ -54,6 +61,41 @@ class ProgramView {
     await this.dag.update(trace);
     this.timeline.update(trace);
     this.scheduling.update(trace);
+    if (this.selected !== null) this.showDetails();
+  }
+
+  /** The selected node's facts: kind, state, times, and for an LLM call its wait, run,
+   * preemptions and the tool time before it; for a tool, the gap between calls it ran in. */
+  showDetails() {
+    const trace = this.trace;
+    const node = trace && trace.nodes.find((n) => n.node_id === this.selected);
+    if (!node) return;
+    const span = (label, value) => h("span", {}, h("b", {}, `${label} `), value);
+    const t0 = trace.program.created;
+    const at = (t) => (t === null || t === undefined ? "–" : `+${fmtSeconds(Math.max(0, t - t0))}`);
+    const items = [
+      span(node.kind, node.name || node.node_id),
+      span("id", node.node_id),
+      span("status", node.status),
+      span("thread", node.thread_id),
+      span("start", at(node.start)),
+      span("end", at(node.end)),
+      span("took", node.start !== null && node.end !== null ? fmtSeconds(node.end - node.start) : "–"),
+    ];
+    const call = trace.calls.find((c) => c.call_id === node.node_id);
+    if (call) {
+      const run = call.start !== null && call.end !== null ? fmtSeconds(call.end - call.start) : "–";
+      items.push(span("engine", call.engine_id || "–"), span("wait", fmtSeconds(call.wait)), span("run", run));
+      const timed = call.preemptions.map(([a, b]) => `${at(a)} for ${b === null ? "…" : fmtSeconds(b - a)}`);
+      items.push(span("preempted", `${call.num_preemptions}×${timed.length ? ` (${timed.join(", ")})` : ""}`));
+      if (call.promotions.length) items.push(span("promoted to Q1", call.promotions.map(at).join(", ")));
+    }
+    const gaps = (trace.gaps || []).filter((g) => g.call_id === node.node_id || g.tool_node_ids.includes(node.node_id));
+    for (const g of gaps) {
+      const tools = g.tool_names.length ? g.tool_names.join(", ") : "no tool reported";
+      items.push(span("tool time", `${fmtSeconds(g.end - g.start)} after ${g.after_call_id} before ${g.call_id} (${tools})`));
+    }
+    clear(this.details).append(...items);
   }
 
   resize() {

@@ -1,17 +1,21 @@
 // Scheduling view of one program: its attained service over time, the queue level that
-// service puts it in, and the moments the level went down (anti-starvation promotions or a
-// service reset), as the gateway sampled them.
+// service puts it in, the moments the level went down (a service reset), as the gateway
+// sampled them, and each call's anti-starvation promotions to Q1, as its engine reported.
 
 import { SAFE_TOOLTIP, makeChart } from "./charts.js";
 
 export class SchedulingView {
   constructor(el) {
     this.chart = makeChart(el);
+    this.promotions = [];
   }
 
   update(trace) {
     const s = trace.schedule;
-    const t0 = s.t.length ? s.t[0] : trace.now;
+    const promoted = trace.calls.flatMap((c) => c.promotions.map((t) => ({ call_id: c.call_id, t })));
+    promoted.sort((a, b) => a.t - b.t);
+    this.promotions = promoted;
+    const t0 = Math.min(s.t.length ? s.t[0] : trace.now, ...promoted.map((p) => p.t));
     const service = s.t.map((t, i) => [t - t0, s.service[i]]);
     const level = s.t.map((t, i) => [t - t0, s.level[i]]);
     const promotions = s.promotions.map((t) => ({ xAxis: t - t0 }));
@@ -48,6 +52,15 @@ export class SchedulingView {
               lineStyle: { color: "#d0342c", type: "dashed" },
               data: promotions,
             },
+          },
+          {
+            type: "scatter",
+            name: "anti-starvation promotion",
+            yAxisIndex: 1,
+            symbol: "triangle",
+            symbolSize: 11,
+            itemStyle: { color: "#d0342c" },
+            data: promoted.map((p) => ({ name: p.call_id, value: [p.t - t0, 1] })),
           },
         ],
       },

@@ -1,12 +1,16 @@
 // Timeline (Gantt) of a program's calls: one row per engine and thread, so parallel threads
 // sit side by side on their engine; each call is one bar, its waiting part pale and its
-// running part solid, with a red mark and count where the engine preempted it.
+// running part solid, with a red mark and count where the engine preempted it and a red
+// stretch for each preemption the engine timed. Tool time (the program running a tool, or
+// other non-LLM work, between a call and the call that depends on it) is a green bar ahead
+// of the dependent call, named after the tools.
 
 import { SAFE_TOOLTIP, makeChart } from "./charts.js";
 
 const WAIT_COLOR = "#f5d77f";
 const RUN_COLOR = "#4a90d9";
 const PREEMPT_COLOR = "#d0342c";
+const TOOL_COLOR = "#6cbf84";
 
 /** Rows and bars of the chart, one bar per call of ``trace``, one row per engine and thread.
  * A thread is named by its path of ``node[k]`` segments, ``k`` numbering the tasks of that
@@ -46,13 +50,51 @@ export function timelineBars(trace) {
       end,
       wait: c.wait,
       num_preemptions: c.num_preemptions,
+      preemptions: (c.preemptions || []).map(([from, to]) => [from, to ?? end]),
+      promotions: c.promotions || [],
       status: c.status,
     };
   });
-  return { rows, bars };
+  const rowOfCall = new Map(bars.map((b) => [b.call_id, b.row]));
+  const gaps = (trace.gaps || [])
+    .filter((g) => rowOfCall.has(g.call_id))
+    .map((g) => ({
+      call_id: g.call_id,
+      after_call_id: g.after_call_id,
+      row: rowOfCall.get(g.call_id),
+      start: g.start,
+      end: g.end,
+      tools: g.tool_names,
+    }));
+  return { rows, bars, gaps };
 }
 
-function renderItem(params, api) {
+function toolLabel(gap) {
+  return gap.tools.length ? gap.tools.join(", ") : "tool time";
+}
+
+function renderGap(params, api, gap) {
+  const row = api.value(0);
+  const start = api.value(1);
+  const end = api.value(2);
+  const height = api.size([0, 1])[1] * 0.36;
+  const top = api.coord([start, row])[1] - height / 2;
+  const x0 = api.coord([start, row])[0];
+  const width = Math.max(2, api.coord([end, row])[0] - x0);
+  const label = toolLabel(gap);
+  const children = [
+    { type: "rect", shape: { x: x0, y: top, width, height }, style: { fill: TOOL_COLOR } },
+  ];
+  if (width > 7 * String(label).length) {
+    children.push({
+      type: "text",
+      style: { text: label, x: x0 + 3, y: top + 1, fill: "#143d22", fontSize: 10 },
+    });
+  }
+  return { type: "group", children };
+}
+
+function renderItem(params, api, spans) {
   const row = api.value(0);
   const arrival = api.value(1);
   const start = api.value(2);
@@ -76,46 +118,66 @@ function renderItem(params, api) {
       style: { fill: RUN_COLOR },
     });
   }
+  for (const [from, to] of spans) {
+    children.push({
+      type: "rect",
+      shape: { x: x(from), y: top + height * 0.2, width: Math.max(2, x(to) - x(from)), height: height * 0.6 },
+      style: { fill: PREEMPT_COLOR, opacity: 0.75 },
+    });
+  }
   if (preemptions > 0) {
+    const at = spans.length ? spans[0][0] : runStart;
     children.push({
       type: "polygon",
       shape: {
         points: [
-          [x(runStart), top],
-          [x(runStart) - 5, top - 8],
-          [x(runStart) + 5, top - 8],
+          [x(at), top],
+          [x(at) - 5, top - 8],
+          [x(at) + 5, top - 8],
         ],
       },
       style: { fill: PREEMPT_COLOR },
     });
     children.push({
       type: "text",
-      style: { text: `×${preemptions}`, x: x(runStart) + 6, y: top - 10, fill: PREEMPT_COLOR },
+      style: { text: `×${preemptions}`, x: x(at) + 6, y: top - 10, fill: PREEMPT_COLOR },
     });
   }
   return { type: "group", children };
+}
+
+function fmtSpans(spans) {
+  return spans.map(([from, to]) => `${(to - from).toFixed(3)} s`).join(", ");
 }
 
 export class TimelineView {
   constructor(el) {
     this.chart = makeChart(el);
     this.bars = [];
+    this.gaps = [];
   }
 
   update(trace) {
-    const { rows, bars } = timelineBars(trace);
+    const { rows, bars, gaps } = timelineBars(trace);
     this.bars = bars;
-    const t0 = Math.min(...bars.map((b) => b.arrival), trace.now);
+    this.gaps = gaps;
+    const t0 = Math.min(...bars.map((b) => b.arrival), ...gaps.map((g) => g.start), trace.now);
+    const spans = bars.map((b) => b.preemptions);
     this.chart.setOption(
       {
         animation: false,
         tooltip: {
           ...SAFE_TOOLTIP,
           formatter: (p) => {
+            if (p.seriesName === "tool time") {
+              const g = gaps[p.dataIndex];
+              return `${toolLabel(g)}\n${(g.end - g.start).toFixed(3)} s between ${g.after_call_id} and ${g.call_id}`;
+            }
             const b = bars[p.dataIndex];
             const wait = b.wait.toFixed(3);
             const run = b.start === null ? "–" : (b.end - b.start).toFixed(3);
-            return `${b.call_id}\n${b.engine_id || "?"} · ${b.status}\nwait ${wait} s, run ${run} s, preempted ${b.num_preemptions}×`;
+            const timed = b.preemptions.length ? ` (${fmtSpans(b.preemptions)})` : "";
+            return `${b.call_id}\n${b.engine_id || "?"} · ${b.status}\nwait ${wait} s, run ${run} s, preempted ${b.num_preemptions}×${timed}`;
           },
         },
         grid: { left: 170, right: 30, top: 20, bottom: 50 },
@@ -130,9 +192,16 @@ export class TimelineView {
           {
             type: "custom",
             name: "calls",
-            renderItem,
+            renderItem: (params, api) => renderItem(params, api, spans[params.dataIndex]),
             encode: { x: [1, 2, 3], y: 0 },
             data: bars.map((b) => [b.row, b.arrival, b.start ?? NaN, b.end, b.num_preemptions]),
+          },
+          {
+            type: "custom",
+            name: "tool time",
+            renderItem: (params, api) => renderGap(params, api, gaps[params.dataIndex]),
+            encode: { x: [1, 2], y: 0 },
+            data: gaps.map((g) => [g.row, g.start, g.end]),
           },
         ],
       },

@@ -18,6 +18,10 @@ class DagNode:
     status: str = "running"
     """``running``, ``finished``, ``aborted``, ``error`` or ``cancelled`` (stopped because another
     part of the program failed)."""
+    start: float | None = None
+    """Unix time the node's span started (None: not reported; LLM calls take the table's)."""
+    end: float | None = None
+    """Unix time its span ended (None: still running or not reported)."""
 
 
 class ProgramDag:
@@ -38,6 +42,8 @@ class ProgramDag:
                 node,
                 name=node.name or old.name,
                 kind=old.kind if node.kind == "node" and old.kind != "node" else node.kind,
+                start=old.start if node.start is None else node.start,
+                end=old.end if node.end is None else node.end,
             )
         self.nodes[node.node_id] = node
         self.add_thread(node.thread_id)

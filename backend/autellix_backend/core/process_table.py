@@ -24,6 +24,9 @@ from autellix_backend.core.errors import (
 )
 from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot, ProtocolError
 
+MAX_CALL_EVENTS = 64
+"""Preemptions and promotions a call keeps the times of (its counts go on past this)."""
+
 
 class CallStatus(IntEnum):
     """Life cycle of a call; ordered so that ``status >= FINISHED`` means done."""
@@ -123,6 +126,11 @@ class CallRecord:
     """Arrival order; breaks ties FCFS."""
     snapshot: ProgramSnapshot = ZERO_SNAPSHOT
     """The program's state the call was ranked by (refreshed while it waits)."""
+    preempted_spans: list[tuple[float, float | None]] | None = None
+    """When each preemption began and ended (None: still preempted); the first
+    ``MAX_CALL_EVENTS``. None until the first preemption, so calls never preempted pay nothing."""
+    promotion_times: list[float] | None = None
+    """When the anti-starvation rule moved the call to Q1; the first ``MAX_CALL_EVENTS``."""
 
     @classmethod
     def arriving(
@@ -159,6 +167,8 @@ class CallRecord:
         self._end_wait(now)
         if self.first_scheduled_time is None:
             self.first_scheduled_time = now
+        if self.status is CallStatus.PREEMPTED:
+            self._end_preemption(now)
         self.status = CallStatus.RUNNING
 
     def preempt(self, now: float) -> None:
@@ -168,14 +178,34 @@ class CallRecord:
         self.status = CallStatus.PREEMPTED
         self.waiting_since = now
         self.num_preemptions += 1
+        spans = self.preempted_spans
+        if spans is None:
+            self.preempted_spans = [(now, None)]
+        elif len(spans) < MAX_CALL_EVENTS:
+            spans.append((now, None))
+
+    def record_promotion(self, now: float) -> None:
+        """The anti-starvation rule moved the waiting call to Q1 at ``now`` (the UI shows it)."""
+        times = self.promotion_times
+        if times is None:
+            self.promotion_times = [now]
+        elif len(times) < MAX_CALL_EVENTS:
+            times.append(now)
 
     def close(self, now: float, *, aborted: bool = False) -> None:
         """The call ends (finished, or aborted / failed: its service still counts)."""
         if self.status.is_done:
             raise InvalidTransitionError(f"call {self.call_id!r} is already {self.status.name}")
         self._end_wait(now)
+        if self.status is CallStatus.PREEMPTED:
+            self._end_preemption(now)
         self.status = CallStatus.ABORTED if aborted else CallStatus.FINISHED
         self.finish_time = now
+
+    def _end_preemption(self, now: float) -> None:
+        spans = self.preempted_spans
+        if spans and spans[-1][1] is None:
+            spans[-1] = (spans[-1][0], now)
 
     def _end_wait(self, now: float) -> None:
         if self.waiting_since is not None:

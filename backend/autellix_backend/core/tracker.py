@@ -68,6 +68,8 @@ class ProgramTracker:
             wait=ended.wait,
         )
         call.num_preemptions = ended.num_preemptions
+        call.preempted_spans = ended.preempted_spans
+        call.promotion_times = ended.promotion_times
         return call
 
     def complete(

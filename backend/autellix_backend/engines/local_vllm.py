@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,7 @@ class LocalVLLMEngine(EngineAdapter):
         self._llm: AsyncLLM | None = None
         self._serving: VLLMServing | None = None
         self._live: set[str] = set()
+        self._kv_usage: float | None = None
 
     # Life cycle ----------------------------------------------------------------
 
@@ -132,7 +133,8 @@ class LocalVLLMEngine(EngineAdapter):
                 **values["structured_outputs_config"]
             )
         args = AsyncEngineArgs(**values)
-        self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        loggers = [_usage_logger(self)]
+        self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, stat_loggers=loggers)
         self._serving = await VLLMServing.build(
             self._llm,
             model=str(values["model"]),
@@ -215,6 +217,12 @@ class LocalVLLMEngine(EngineAdapter):
             return False
         return True
 
+    def kv_usage(self) -> float | None:
+        """Share of the KV cache in use after the engine's last step (vLLM's
+        ``SchedulerStats.kv_cache_usage``, 0..1; the tracing UI's Engines view), None before
+        the first step."""
+        return self._kv_usage
+
     def load(self) -> EngineLoad:
         seqs = int(self._args["max_num_seqs"])
         live = len(self._live)
@@ -288,6 +296,34 @@ class LocalVLLMEngine(EngineAdapter):
         elif self._policy == "priority":
             body["priority"] = int(request.tag.service_at_arrival)
         return body
+
+
+def _usage_logger(adapter: LocalVLLMEngine) -> Callable[[Any, int], Any]:
+    """A vLLM stat-logger factory that keeps each step's KV cache usage on ``adapter``.
+
+    Giving ``AsyncLLM`` a custom logger turns on vLLM's scheduler stats (one small record a
+    step, read on the event loop) without its default log lines.
+    """
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class UsageLogger(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            pass
+
+        def record(
+            self,
+            scheduler_stats: Any,
+            iteration_stats: Any,
+            mm_cache_stats: Any = None,
+            engine_idx: int = 0,
+        ) -> None:
+            if scheduler_stats is not None:
+                adapter._kv_usage = float(scheduler_stats.kv_cache_usage)
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return UsageLogger
 
 
 def plugin_config(config: SchedulerConfig, *, engine_id: str) -> dict[str, Any]:

@@ -6,20 +6,27 @@ docs/engines.md). Each call's ``ProgramTag`` (ids and the program snapshot) is s
 responses carry no service report, so the call's service is read from the plugin's side
 channel (``report_url``, the server's ``AUTELLIX_REPORT_PORT``); with no ``report_url`` the
 reported service is 0.
+
+The server's KV cache usage (``vllm:kv_cache_usage_perc`` on its ``/metrics``) is read with
+each health probe, for the tracing UI's Engines view.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from autellix_backend.engines.base import EngineRequest
+from autellix_backend.engines.base import EngineError, EngineRequest
 from autellix_backend.engines.openai_http import OpenAIHTTPEngine, log
 from autellix_protocol.report import REPORT_KEY
 from autellix_protocol.report import service_of as reported_service
+
+KV_USAGE_METRIC = "vllm:kv_cache_usage_perc"
+"""vLLM's gauge of the share of KV cache blocks in use (0..1), one sample per engine core."""
 
 
 class RemoteVLLMEngine(OpenAIHTTPEngine):
@@ -37,6 +44,25 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
         if report_url is not None and not report_url.startswith(("http://", "https://")):
             raise ValueError(f"report_url must be an http(s) URL, got {report_url!r}")
         self.report_url = report_url.rstrip("/") if report_url else None
+        self._kv_usage: float | None = None
+
+    async def health(self) -> bool:
+        healthy = await super().health()
+        if healthy:
+            self._kv_usage = await self._read_kv_usage()
+        return healthy
+
+    def kv_usage(self) -> float | None:
+        """KV cache usage at the last health probe (mean over the server's engine cores);
+        None when the server exports no such metric."""
+        return self._kv_usage
+
+    async def _read_kv_usage(self) -> float | None:
+        try:
+            response = await self._require().get("/metrics", timeout=2.0)
+        except (httpx.HTTPError, EngineError):
+            return None
+        return kv_usage_of(response.text) if response.status_code == 200 else None
 
     def decorate(self, body: dict[str, Any], request: EngineRequest) -> dict[str, Any]:
         xargs: dict[str, Any] = dict(body.get("vllm_xargs") or {})
@@ -60,3 +86,19 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
                 return reported_service(response.json()) or 0.0
             await asyncio.sleep(0.05 * (attempt + 1))
         return 0.0
+
+
+def kv_usage_of(metrics: str) -> float | None:
+    """The mean of ``KV_USAGE_METRIC``'s samples in a Prometheus text page, or None."""
+    values = []
+    for line in metrics.splitlines():
+        if not line.startswith(KV_USAGE_METRIC):
+            continue
+        rest = line[len(KV_USAGE_METRIC) :]
+        if rest.startswith("{") and "}" in rest:
+            rest = rest[rest.rindex("}") + 1 :]
+        elif not rest.startswith(" "):
+            continue  # another metric whose name starts the same
+        with contextlib.suppress(ValueError, IndexError):
+            values.append(float(rest.split()[0]))
+    return sum(values) / len(values) if values else None

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autellix_backend.core import CallArrival, SchedulerConfig
+from autellix_backend.core import CallArrival, CallRecord, SchedulerConfig
 from autellix_backend.engines.base import (
     EngineAdapter,
     EngineChunk,
@@ -35,6 +35,7 @@ from autellix_backend.sim.config import EngineConfig
 from autellix_backend.sim.engine import SimEngine, StepOutcome
 from autellix_backend.sim.results import CallResult
 from autellix_backend.spec import PromptSegment
+from autellix_protocol.report import offsets_since
 from autellix_protocol.snapshot import ProgramSnapshot
 
 log = logging.getLogger("autellix.engines.simulated")
@@ -73,6 +74,8 @@ class _Call:
     num_sent: int = 0
     offset: int = 0
     """Where the call's filler text starts in ``FILLER_WORDS``."""
+    record: CallRecord | None = None
+    """The scheduler's record of the call (its preemption and promotion times)."""
 
 
 class SimulatedEngine(EngineAdapter):
@@ -229,7 +232,8 @@ class SimulatedEngine(EngineAdapter):
         offset = int.from_bytes(
             hashlib.blake2b(request.request_id.encode(), digest_size=4).digest()
         )
-        call = _Call(request, max_tokens, offset=offset % len(FILLER_WORDS))
+        record = self._sim.scheduler.calls.get(request.request_id)
+        call = _Call(request, max_tokens, offset=offset % len(FILLER_WORDS), record=record)
         self._calls[request.request_id] = call
         self._wake.set()
         return call
@@ -297,7 +301,15 @@ class SimulatedEngine(EngineAdapter):
             cached_tokens=result.cached_tokens,
             service=result.service,
         )
-        extra = {"num_preemptions": result.num_preemptions}
+        extra: dict[str, Any] = {"num_preemptions": result.num_preemptions}
+        record = call.record
+        if record is not None and (record.preempted_spans or record.promotion_times):
+            spans, promotions = offsets_since(
+                record.arrival_time, record.preempted_spans, record.promotion_times
+            )
+            scale = self.time_scale  # reported in wall seconds, like the gateway's clock
+            extra["preemptions"] = [(start * scale, end * scale) for start, end in spans]
+            extra["promotions"] = [t * scale for t in promotions]
         call.queue.put_nowait(
             EngineChunk(text=text, finish_reason="length", usage=usage, extra=extra)
         )

@@ -31,7 +31,7 @@ from autellix_backend.server.openai_format import (
     usage_event,
 )
 from autellix_backend.server.pool import CallStream, EnginePool
-from autellix_backend.server.programs import ProgramRegistry, outer_call_id
+from autellix_backend.server.programs import ProgramRegistry, outer_call_id, place_engine_events
 from autellix_backend.server.prompts import block_hashes
 from autellix_backend.server.schemas import ChatCompletionRequest, CompletionRequest
 from autellix_backend.server.tagging import CallTags
@@ -312,6 +312,8 @@ class Gateway:
         if isinstance(preemptions, int) and preemptions > 0:
             self.metrics.preemptions.labels(call.engine_id).inc(preemptions)
             call.record.num_preemptions += preemptions  # the UI's timeline marks them
+        if "preemptions" in chunk.extra or "promotions" in chunk.extra:
+            place_engine_events(call.record, chunk.extra)  # the UI's timeline draws them
         if call.first_token is None:
             call.first_token = time.perf_counter()
             self.metrics.call_ttft.labels(call.engine_id).observe(call.first_token - call.arrival)

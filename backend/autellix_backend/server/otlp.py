@@ -72,6 +72,9 @@ class SpanFacts:
     failed: bool
     cancelled: bool = False
     """The front end stopped the run because another part of the program failed."""
+    start: float | None = None
+    """Unix time the span started (None when the exporter sent none)."""
+    end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +172,9 @@ def place(facts: SpanFacts, programs: ProgramRegistry, owner: str | None) -> boo
         if facts.ended
         else "running"
     )
-    node = DagNode(facts.node_id, facts.kind, facts.name, facts.thread_id, status)
+    node = DagNode(
+        facts.node_id, facts.kind, facts.name, facts.thread_id, status, facts.start, facts.end
+    )
     session.dag.upsert(node, facts.parent_ids)
     return True
 
@@ -207,6 +212,8 @@ def _facts(span: Span, attrs: Mapping[str, Any], max_id_length: int) -> SpanFact
         ended=span.end_time_unix_nano > 0,
         failed=span.status.code == Status.STATUS_CODE_ERROR,
         cancelled=attrs.get(ATTR_STATE) == STATE_CANCELLED,
+        start=span.start_time_unix_nano / 1e9 if span.start_time_unix_nano > 0 else None,
+        end=span.end_time_unix_nano / 1e9 if span.end_time_unix_nano > 0 else None,
     )
 
 

@@ -18,6 +18,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from autellix_backend.core import (
     CallArrival,
@@ -27,10 +28,12 @@ from autellix_backend.core import (
     ProgramTracker,
 )
 from autellix_backend.core.dag import DagNode, ProgramDag
+from autellix_backend.core.process_table import MAX_CALL_EVENTS
 from autellix_backend.engines.base import EngineUsage, ProgramTag
 from autellix_backend.server.config import Limits
 from autellix_backend.server.errors import APIError, program_not_found
 from autellix_backend.server.tagging import CallTags
+from autellix_protocol.report import event_spans
 
 RECENTLY_ENDED = 10_000
 """Ended program ids remembered so that late spans do not bring them back."""
@@ -359,3 +362,19 @@ def consumed_service(call: CallRecord, now: float) -> float:
 def outer_call_id(key: str) -> str:
     """A call's table id as its client knows it."""
     return _strip_call(key)
+
+
+def place_engine_events(call: CallRecord, report: Mapping[str, Any]) -> None:
+    """Put an engine report's preemption spans and promotion times (``ServiceReport``'s
+    offsets after the call's arrival on its engine) on the table's clock, counting from the
+    call's arrival here (it is sent to its engine at once). Malformed values are ignored."""
+    try:
+        spans = event_spans(report.get("preemptions") or ())
+        promotions = [float(t) for t in report.get("promotions") or ()]
+    except (TypeError, ValueError):
+        return
+    t0 = call.arrival_time
+    if spans:
+        call.preempted_spans = [(t0 + s, t0 + e) for s, e in spans[:MAX_CALL_EVENTS]]
+    if promotions:
+        call.promotion_times = [t0 + t for t in promotions[:MAX_CALL_EVENTS]]

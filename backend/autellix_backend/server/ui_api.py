@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autellix_backend.core import CallRecord, ProgramRecord
+from autellix_backend.core.dag import DagNode
 from autellix_backend.server.errors import APIError
 from autellix_backend.server.programs import ProgramRegistry, Session, outer_call_id
 from autellix_backend.server.ui_recorder import EngineSeries, UiRecorder
@@ -30,6 +31,7 @@ from autellix_backend.server.ui_schemas import (
     UiProgramTrace,
     UiSchedule,
     UiThread,
+    UiToolGap,
 )
 
 if TYPE_CHECKING:
@@ -80,30 +82,25 @@ def program_trace(
     session = _find(programs, scope, program_id, owner)
     clock = _Clock(programs)
     record, dag = session.record, session.dag
-    calls = list(record.calls.values())
-    service = {outer_call_id(c.call_id): c.service for c in calls}
+    mono_now = programs.clock()
+    calls = {
+        outer_call_id(c.call_id): _call(c, recorder, clock, mono_now) for c in record.calls.values()
+    }
+    service = {outer_call_id(c.call_id): c.service for c in record.calls.values()}
     edges = list(dag.edges)
     path = critical_path(list(dag.nodes), edges, service)
     on_path = set(path)
     path_edges = set(itertools.pairwise(path))
+    nodes = [_node(n, calls.get(n.node_id), n.node_id in on_path) for n in dag.nodes.values()]
     return UiProgramTrace(
         now=clock.unix,
         program=_row(session, recorder, clock),
-        nodes=[
-            UiNode(
-                node_id=n.node_id,
-                kind=n.kind,
-                name=n.name,
-                thread_id=n.thread_id,
-                status=n.status,
-                on_critical_path=n.node_id in on_path,
-            )
-            for n in dag.nodes.values()
-        ],
+        nodes=nodes,
         edges=[UiEdge(source=s, target=t, on_critical_path=(s, t) in path_edges) for s, t in edges],
         threads=[UiThread(thread_id=t, parent_thread_id=p) for t, p in dag.thread_parents.items()],
-        calls=[_call(c, recorder, clock, programs.clock()) for c in calls],
+        calls=list(calls.values()),
         critical_path=path,
+        gaps=tool_gaps(nodes, edges, calls),
         num_dropped_nodes=dag.num_dropped_nodes,
         schedule=_schedule(record, recorder, clock),
     )
@@ -127,6 +124,56 @@ def list_engines(pool: EnginePool, recorder: UiRecorder) -> UiEngineList:
             )
         )
     return UiEngineList(now=time.time(), engines=engines)
+
+
+def tool_gaps(
+    nodes: Iterable[UiNode], edges: Iterable[tuple[str, str]], calls: Mapping[str, UiCall]
+) -> list[UiToolGap]:
+    """The time each call's program spent outside the engines before it: from the end of
+    its latest-ending parent call to its own arrival, named by the tool nodes in between.
+
+    Parents are the nearest LLM calls up the DAG, walking through tool, interrupt and graph
+    nodes; a call whose parents had not ended when it arrived (or that has none) has no gap.
+    """
+    by_id = {n.node_id: n for n in nodes}
+    parents: dict[str, list[str]] = {}
+    for source, target in edges:
+        parents.setdefault(target, []).append(source)
+    gaps = []
+    for call_id, call in calls.items():
+        before: tuple[float, str] | None = None
+        tools: list[UiNode] = []
+        seen = {call_id}
+        stack = list(parents.get(call_id, ()))
+        while stack:
+            node_id = stack.pop()
+            if node_id in seen:
+                continue
+            seen.add(node_id)
+            parent = calls.get(node_id)
+            if parent is not None:
+                if parent.end is not None:
+                    before = max(before or (parent.end, node_id), (parent.end, node_id))
+                continue
+            node = by_id.get(node_id)
+            if node is not None and node.kind == "tool":
+                tools.append(node)
+            stack.extend(parents.get(node_id, ()))
+        if before is None or before[0] >= call.arrival:
+            continue
+        tools.sort(key=lambda n: (n.start is None, n.start or 0.0, n.node_id))
+        gaps.append(
+            UiToolGap(
+                call_id=call_id,
+                after_call_id=before[1],
+                thread_id=call.thread_id,
+                start=before[0],
+                end=call.arrival,
+                tool_node_ids=[n.node_id for n in tools],
+                tool_names=[n.name or n.node_id for n in tools],
+            )
+        )
+    return gaps
 
 
 def critical_path(
@@ -222,6 +269,21 @@ def _row(session: Session, recorder: UiRecorder, clock: _Clock) -> UiProgramRow:
     )
 
 
+def _node(node: DagNode, call: UiCall | None, on_path: bool) -> UiNode:
+    """A DAG node with its times: an LLM call's from the table, others' from their span."""
+    start, end = (call.arrival, call.end) if call is not None else (node.start, node.end)
+    return UiNode(
+        node_id=node.node_id,
+        kind=node.kind,
+        name=node.name,
+        thread_id=node.thread_id,
+        status=node.status,
+        on_critical_path=on_path,
+        start=start,
+        end=end,
+    )
+
+
 def _call(call: CallRecord, recorder: UiRecorder, clock: _Clock, mono_now: float) -> UiCall:
     start = call.first_scheduled_time
     return UiCall(
@@ -236,6 +298,11 @@ def _call(call: CallRecord, recorder: UiRecorder, clock: _Clock, mono_now: float
         service=call.service,
         num_preemptions=call.num_preemptions,
         level=recorder.level(call.priority),
+        preemptions=[
+            (clock(begin), None if end is None else clock(end))
+            for begin, end in call.preempted_spans or ()
+        ],
+        promotions=[clock(t) for t in call.promotion_times or ()],
     )
 
 

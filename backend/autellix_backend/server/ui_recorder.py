@@ -39,9 +39,10 @@ MAX_PROGRAMS = 2_000
 
 @runtime_checkable
 class ReportsKvUsage(Protocol):
-    """Optional engine-adapter hook: share of the engine's KV blocks in use (0..1)."""
+    """Optional engine-adapter hook: share of the engine's KV blocks in use (0..1), None
+    while it is not known."""
 
-    def kv_usage(self) -> float: ...
+    def kv_usage(self) -> float | None: ...
 
 
 def _ring() -> deque[float]:

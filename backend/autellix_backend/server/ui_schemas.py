@@ -37,6 +37,10 @@ class UiNode(BaseModel):
     thread_id: str
     status: str
     on_critical_path: bool
+    start: float | None = Field(
+        default=None, description="When it started (an LLM call: its arrival; others: its span)."
+    )
+    end: float | None = Field(default=None, description="When it ended (None: running, unknown).")
 
 
 class UiEdge(BaseModel):
@@ -64,6 +68,28 @@ class UiCall(BaseModel):
     service: float
     num_preemptions: int
     level: int = Field(description="Queue level the call started in (1 is Q1).")
+    preemptions: list[tuple[float, float | None]] = Field(
+        default_factory=list,
+        description="Each preemption's start and end, as its engine reported (end None: "
+        "still preempted); empty when the engine reports counts only.",
+    )
+    promotions: list[float] = Field(
+        default_factory=list,
+        description="Times the engine's anti-starvation rule moved the call to Q1.",
+    )
+
+
+class UiToolGap(BaseModel):
+    """Time between an LLM call's end and the arrival of the call that depends on it: the
+    program ran a tool (or other non-LLM work) there, not the engines."""
+
+    call_id: str = Field(description="The call that came after the gap.")
+    after_call_id: str = Field(description="Its latest-ending parent call (where the gap began).")
+    thread_id: str
+    start: float
+    end: float
+    tool_node_ids: list[str] = Field(description="Tool nodes between the two calls in the DAG.")
+    tool_names: list[str]
 
 
 class UiSchedule(BaseModel):
@@ -85,6 +111,9 @@ class UiProgramTrace(BaseModel):
     threads: list[UiThread]
     calls: list[UiCall]
     critical_path: list[str] = Field(description="Node ids on the longest service path.")
+    gaps: list[UiToolGap] = Field(
+        default_factory=list, description="Tool (non-LLM) time between dependent calls."
+    )
     num_dropped_nodes: int
     schedule: UiSchedule
 

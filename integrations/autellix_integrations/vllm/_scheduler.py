@@ -54,6 +54,7 @@ from autellix_integrations.vllm._settings import PluginSettings
 from autellix_integrations.vllm._steps import StepLog, StepRecord
 from autellix_integrations.vllm._versions import check_vllm_version
 from autellix_protocol import KEY_PROGRAM_ID, NextCallHint, ProtocolError, decode_next_call
+from autellix_protocol.report import offsets_since
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -420,6 +421,9 @@ class AutellixSchedulerMixin(_SchedulerBase):
         return report
 
     def _report(self, call: CallRecord, request: Request) -> ServiceReport:
+        preemptions, promotions = offsets_since(
+            call.arrival_time, call.preempted_spans, call.promotion_times
+        )
         return ServiceReport(
             call_id=call.call_id,
             request_id=request.request_id,
@@ -429,6 +433,8 @@ class AutellixSchedulerMixin(_SchedulerBase):
             num_preemptions=call.num_preemptions,
             num_output_tokens=request.num_output_tokens,
             aborted=call.status.name == "ABORTED",
+            preemptions=preemptions,
+            promotions=promotions,
         )
 
 
