@@ -349,7 +349,6 @@ class Scheduler:
             call.starve_service_base = call.service
             promoted.append(call_id)
             call.record_promotion(now)
-            call.record_promotion(now)
         self.num_promotions += len(promoted)
         return tuple(promoted)
 
