@@ -194,8 +194,7 @@ class FastCompletionRoute:
         self, state: ServiceState, headers: Headers, body: bytes
     ) -> tuple[ChatCompletionRequest | CompletionRequest, str | None, CallTags] | None:
         """The call's body, key name and tags when all are valid, else None."""
-        content_type = headers.get("content-type")
-        if content_type is not None and not _is_json(content_type):
+        if not _is_json(headers.get("content-type", "")):
             return None
         try:
             owner = state.keys.principal(headers.get("authorization"))
@@ -226,7 +225,8 @@ def fast_routes(routes: Sequence[BaseRoute]) -> list[Route]:
 
 
 def _is_json(content_type: str) -> bool:
-    """What FastAPI reads as JSON: ``application/json`` or ``application/*+json``."""
+    """What FastAPI reads as JSON: ``application/json`` or ``application/*+json`` (a call
+    with no content type is refused, as FastAPI does)."""
     media = content_type.partition(";")[0].strip().lower()
     main, _, sub = media.partition("/")
     return main == "application" and (sub == "json" or sub.endswith("+json"))
