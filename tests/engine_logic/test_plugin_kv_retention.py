@@ -138,7 +138,12 @@ def test_next_call_finds_its_prefix_only_when_held(variant: str, mode: str) -> N
         assert _retention(scheduler).num_held_blocks == PROMPT // BLOCK_SIZE
         assert pool.get_num_free_blocks() == USABLE - PROMPT // BLOCK_SIZE
     _churn(loop)  # 78 blocks of other prompts: the LRU would evict all of the agent's
-    _finish(loop, _agent_next(first))  # no hint: the program ends with this call
+    scheduler.add_request(_agent_next(first))  # no hint: the program ends with this call
+    loop.step()
+    if mode == "dag":  # admitted on its prefix hits: the hold has done its job
+        assert len(_retention(scheduler).holds.ledger) == 0
+        assert pool.get_num_free_blocks() < USABLE - PROMPT // BLOCK_SIZE
+    loop.run()
     if mode == "off":
         assert scheduler.autellix_retention is None
         assert hits["agent-c2"] < PROMPT
