@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -103,10 +104,15 @@ def _ratio_table(comparisons: Sequence[WorkloadComparison], slo_factor: float) -
     for c in comparisons:
         cells = [c.workload, f"{c.target:.4f}"]
         cells += [str(c.ratios[p]) if p in c.ratios else "" for p in pairs]
-        cells += [f"{c.srpt_gap:.2f}x", f"{c.srpt_gap_at_target:.2f}x"]
+        cells += [_times(c.srpt_gap), _times(c.srpt_gap_at_target)]
         cells.append(PAPER_RATIOS.get(c.workload, ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _times(ratio: float) -> str:
+    """A ratio cell; empty when it could not be computed (SRPT not run)."""
+    return f"{ratio:.2f}x" if math.isfinite(ratio) else ""
 
 
 def _capacity_table(comparisons: Sequence[WorkloadComparison]) -> str:
