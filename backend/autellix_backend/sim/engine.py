@@ -660,10 +660,9 @@ class SimEngine:
 
     def _yield_holds(self) -> None:
         """Free holds a waiting call needs: it outranks them, or nothing else can run."""
-        waiting = self.scheduler.waiting()
-        if not waiting:
+        head = self.scheduler.first_waiting()
+        if head is None:
             return
-        head = waiting[0]
         seq = self._seqs[head.call_id]
         bs = self.config.block_size
         if seq.state is SeqState.UNCOMPUTED:
