@@ -47,12 +47,11 @@ def test_an_untagged_call_has_no_program_and_runs_on_the_main_thread() -> None:
 def test_ids_use_printable_ascii_without_spaces_or_commas() -> None:
     edge = "!+-~" + "".join(chr(c) for c in range(0x2E, 0x7F))
     assert tags_from_headers({HEADER_PROGRAM_ID: edge}, max_id_length=200).program_id == edge
-    for bad in ("a b", "a,b", "caf\u00e9", "a\x7fb", "a\x1fb"):
-        error = _refused({HEADER_CALL_ID: bad})
-        assert error.message == (
-            f"{HEADER_CALL_ID} must be printable ASCII with no spaces or commas"
-        )
-        assert error.param == HEADER_CALL_ID
+    for header in (HEADER_PROGRAM_ID, HEADER_CALL_ID):
+        for bad in ("a b", "a,b", "caf\u00e9", "a\x7fb", "a\x1fb"):
+            error = _refused({header: bad})
+            assert error.message == f"{header} must be printable ASCII with no spaces or commas"
+            assert error.param == header
 
 
 def test_ids_up_to_the_configured_length_are_accepted() -> None:
@@ -79,6 +78,9 @@ def test_a_call_cannot_be_its_own_parent() -> None:
 
 def test_an_id_in_a_request_body_must_not_be_empty() -> None:
     assert check_id(" p1 ", "program_id", 64) == "p1"
+    with pytest.raises(APIError) as malformed:
+        check_id("p 1", "program_id", 64)
+    assert malformed.value.message == "program_id must be printable ASCII with no spaces or commas"
     with pytest.raises(APIError) as error:
         check_id("  ", "program_id", 64)
     assert (error.value.status, error.value.message, error.value.param) == (
