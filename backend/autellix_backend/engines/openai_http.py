@@ -1,4 +1,4 @@
-"""Shared client for engines that speak the OpenAI HTTP API (httpx, SSE).
+"""Shared client for engines that speak the OpenAI HTTP API (aiohttp for calls, httpx, SSE).
 
 ``RemoteVLLMEngine`` and ``OpenAICompatEngine`` differ only in what they add to each request
 body (the Autellix metadata, or a priority hint) and in where the call's service comes from.
@@ -7,6 +7,10 @@ objects come back in ``EngineChunk.event`` for the gateway to relay: tool calls,
 ``n`` choices and vLLM's extensions reach the client as the server wrote them. A streamed
 call always asks the server for usage (the table needs it); the usage chunk reaches the
 client only when it asked for it too.
+
+Calls go through a pooled keep-alive aiohttp session: it spends about a third of httpx's CPU
+per request (BENCHMARKS.md, issue 14), which is most of the gateway's own cost per call.
+Health probes, model listing and service reports, off the call path, use httpx.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 import httpx
+import orjson
 
 from autellix_backend.engines.base import (
     EngineAdapter,
@@ -33,6 +39,8 @@ from autellix_backend.engines.base import (
 log = logging.getLogger("autellix.engines.http")
 
 _PATHS = {RequestKind.CHAT: "/v1/chat/completions", RequestKind.COMPLETION: "/v1/completions"}
+_READ_BUFFER = 1 << 22
+"""aiohttp's read buffer; a streamed event (one line) may be up to twice this (logprobs)."""
 
 
 class OpenAIHTTPEngine(EngineAdapter):
@@ -72,8 +80,12 @@ class OpenAIHTTPEngine(EngineAdapter):
         self.serving_options = dict(serving_options or {})
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._call_timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(timeout, 10.0), sock_read=timeout
+        )
         self._headers = headers
         self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._live: set[str] = set()
 
     # Hooks ---------------------------------------------------------------------
@@ -93,13 +105,22 @@ class OpenAIHTTPEngine(EngineAdapter):
             self._client = httpx.AsyncClient(
                 base_url=self.base_url, timeout=self._timeout, headers=self._headers
             )
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._call_timeout,
+                headers={**self._headers, "Content-Type": "application/json"},
+                read_bufsize=_READ_BUFFER,
+            )
         if not self.model:
             self.model = await self._first_model()
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
+        session, self._session = self._session, None
         if client is not None:
             await client.aclose()
+        if session is not None:
+            await session.close()
 
     async def health(self) -> bool:
         try:
@@ -124,7 +145,9 @@ class OpenAIHTTPEngine(EngineAdapter):
     openai_native = True
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
-        client = self._require()
+        session = self._session
+        if session is None:
+            raise EngineError(f"engine {self.engine_id} is not started")
         body = dict(request.body)
         body["model"] = body.get("model") or self.model
         streamed = bool(body.get("stream"))
@@ -135,27 +158,29 @@ class OpenAIHTTPEngine(EngineAdapter):
             body["stream_options"] = {**options, "include_usage": True}
         body = self.decorate(body, request)
         self._live.add(request.request_id)
+        url = self.base_url + _PATHS[request.kind]
         try:
-            async with client.stream("POST", _PATHS[request.kind], json=body) as response:
-                if response.status_code >= 400:
-                    detail = (await response.aread()).decode(errors="replace")[:500]
-                    if 400 <= response.status_code < 500 and response.status_code != 408:
+            async with session.post(url, data=_dumps(body)) as response:
+                if response.status >= 400:
+                    detail = (await response.read()).decode(errors="replace")[:500]
+                    if 400 <= response.status < 500 and response.status != 408:
                         # The engine is fine; it rejected this request (e.g. prompt too long).
-                        raise ValueError(f"engine answered {response.status_code}: {detail}")
+                        raise ValueError(f"engine answered {response.status}: {detail}")
                     raise EngineError(
-                        f"engine {self.engine_id} answered {response.status_code}: {detail}"
+                        f"engine {self.engine_id} answered {response.status}: {detail}"
                     )
                 events = self._events(response) if streamed else self._whole(response)
                 async for chunk in self._chunks(request, events, wants_usage=wants_usage):
                     yield chunk
-        except httpx.HTTPError as exc:
-            raise EngineError(f"engine {self.engine_id} is unreachable: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EngineError(f"engine {self.engine_id} is unreachable: {exc!r}") from exc
         finally:
             self._live.discard(request.request_id)
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
         """The server-sent events of a streamed answer, as objects."""
-        async for line in response.aiter_lines():
+        async for raw in response.content:
+            line = raw.decode(errors="replace")
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
@@ -163,9 +188,9 @@ class OpenAIHTTPEngine(EngineAdapter):
                 return
             yield _parse(data, self.engine_id)
 
-    async def _whole(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    async def _whole(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
         """A non-streamed answer, as one object."""
-        yield _parse((await response.aread()).decode(errors="replace"), self.engine_id)
+        yield _parse((await response.read()).decode(errors="replace"), self.engine_id)
 
     async def _chunks(
         self,
@@ -210,6 +235,15 @@ class OpenAIHTTPEngine(EngineAdapter):
         if not models:
             raise EngineError(f"engine {self.engine_id} serves no model")
         return str(models[0]["id"])
+
+
+def _dumps(body: Mapping[str, Any]) -> bytes:
+    """The request body as JSON (orjson; the standard library for what orjson refuses, such
+    as integers past 64 bits)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _parse(data: str, engine_id: str) -> dict[str, Any]:
