@@ -58,6 +58,20 @@ def test_service_reports_round_trip_and_tolerate_unknown_keys() -> None:
         ServiceReport.from_dict({"call_id": "c"})
 
 
+def test_preemption_and_promotion_times_are_optional_and_survive_json() -> None:
+    """Engines that time preemptions and promotions send them; older ones omit the fields."""
+    report = ServiceReport(
+        "c", "r", "p", 1.0, num_preemptions=2, preemptions=((0.5, 0.75), (1.0, 1.5)),
+        promotions=(0.6,),
+    )  # fmt: skip
+    assert ServiceReport.from_dict(json.loads(json.dumps(report.as_dict()))) == report
+    old = {"call_id": "c", "request_id": "r", "program_id": "p", "service": 1.0}
+    assert ServiceReport.from_dict(old).preemptions == () == ServiceReport.from_dict(old).promotions
+    for bad in ({"preemptions": [[1.0]]}, {"preemptions": 3}, {"promotions": ["soon"]}):
+        with pytest.raises(ProtocolError):
+            ServiceReport.from_dict({**old, **bad})
+
+
 def test_the_package_imports_only_the_standard_library() -> None:
     code = (
         "import sys; before = set(sys.modules); import autellix_protocol;"

@@ -137,8 +137,10 @@ def test_tool_time_between_calls_is_a_timeline_bar_and_in_the_node_details(
     ui.evaluate(TAP, second["call_id"])
     details = ui.page.inner_text("#node-details")
     assert "tool time" in details and "engine sim-0" in details.replace("\n", " ")
+    ui.evaluate(TAP, tool["node_id"])
     ui.wait_refreshed()  # the details stay and follow the refreshes
-    assert "tool time" in ui.page.inner_text("#node-details")
+    assert "lookup_facts" in ui.page.inner_text("#node-details")
+    ui.screenshot(output_dir / "program-tool.png")
     ui.page.locator("#timeline").screenshot(path=str(output_dir / "timeline-tool.png"))
     ui.assert_clean()
 

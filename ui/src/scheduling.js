@@ -34,6 +34,7 @@ export class SchedulingView {
             minInterval: 1,
             inverse: true,
             min: 1,
+            max: (extent) => Math.max(2, Math.ceil(extent.max)),
             axisLabel: { formatter: (v) => `Q${v}` },
           },
         ],
