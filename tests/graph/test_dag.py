@@ -138,3 +138,33 @@ def test_parents_always_point_back_in_time(steps: list[tuple[int, bool]]) -> Non
                 node = builder.add_node(f"c{index}.{lane}", LLM, thread)
                 assert set(node.llm_parent_ids) <= seen
         seen |= {n.node_id for n in builder.snapshot().nodes}
+
+
+def test_a_join_depends_on_every_parallel_node_of_any_kind() -> None:
+    dag = build_dag(
+        [
+            TaskStarted("map:1", "map", 1),
+            TaskStarted("map:2", "map", 1),
+            NodeAdded("m1", LLM, "map:1"),
+            NodeAdded("m2", LLM, "map:2"),
+            NodeAdded("t2", TOOL, "map:2"),
+            TaskStarted("reduce:3", "reduce", 2),
+            NodeAdded("r", LLM, "reduce:3"),
+        ]
+    )
+    reduce_call = next(n for n in dag.nodes if n.node_id == "r")
+    assert reduce_call.parent_ids == ("m1", "t2")
+    assert reduce_call.llm_parent_ids == ("m1", "m2")
+
+
+def test_a_call_of_the_main_thread_after_the_first_tasks_depends_on_them() -> None:
+    dag = build_dag(
+        [
+            TaskStarted("a:1", "a", 1),
+            TaskStarted("b:2", "b", 1),
+            NodeAdded("a1", LLM, "a:1"),
+            NodeAdded("b1", LLM, "b:2"),
+            NodeAdded("after", LLM, "main"),
+        ]
+    )
+    assert dag.llm_parents()["after"] == ("a1", "b1")
