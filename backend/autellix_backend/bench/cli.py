@@ -42,8 +42,12 @@ def bench(
         str, typer.Option(help="Comma-separated: sharegpt, bfcl, bfcl-paper, lats, mixed, skewed.")
     ] = "sharegpt,bfcl,bfcl-paper,lats,mixed,skewed",
     systems: Annotated[
-        str, typer.Option(help="Comma-separated systems of the latency experiment.")
-    ] = "vllm,vllm-opt,mlfq,plas,atlas,atlas_exact,srpt",
+        str,
+        typer.Option(
+            help="Comma-separated systems of the latency experiment (default: all; with "
+            "--quick, all but the SRPT oracle, whose probes are the largest)."
+        ),
+    ] = "",
     programs_scale: Annotated[
         float,
         typer.Option(help="Multiply every run's program count and batch size (more = less noise)."),
@@ -85,7 +89,7 @@ def bench(
     from autellix_backend.bench import search, sweeps
     from autellix_backend.bench.report import write_report
     from autellix_backend.bench.runner import BenchSettings, run_all
-    from autellix_backend.bench.systems import get_system
+    from autellix_backend.bench.systems import QUICK_SKIPS, SYSTEMS, get_system
     from autellix_backend.sim import EngineConfig
 
     chosen_workloads = _names(workloads)
@@ -93,7 +97,8 @@ def bench(
         if name not in sweeps.RATES:
             raise typer.BadParameter(f"unknown workload {name!r}", param_hint="--workloads")
     try:
-        chosen_systems = [get_system(s).name for s in _names(systems)]
+        default_systems = [s for s in SYSTEMS if not (quick and s in QUICK_SKIPS)]
+        chosen_systems = [get_system(s).name for s in _names(systems) or default_systems]
         size = sweeps.QUICK if quick else sweeps.FULL
         size = dataclasses.replace(
             size,

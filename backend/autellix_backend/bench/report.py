@@ -90,7 +90,10 @@ def _ratio_table(comparisons: Sequence[WorkloadComparison], slo_factor: float) -
     pairs = [p for p in RATIO_PAIRS if any(p in c.ratios for c in comparisons)]
     head = ["workload", "target (s/token)"]
     head += [f"{get_system(a).label}/{get_system(b).label}" for a, b in pairs]
-    head += ["best/SRPT latency (worst rate)", "best/SRPT at target", "paper"]
+    with_srpt = any(math.isfinite(c.srpt_gap) for c in comparisons)
+    if with_srpt:
+        head += ["best/SRPT latency (worst rate)", "best/SRPT at target"]
+    head.append("paper")
     lines = [
         "## Throughput at equal latency (Figure 12)\n",
         "Capacity = highest arrival rate whose mean latency per token stays under the target "
@@ -104,7 +107,8 @@ def _ratio_table(comparisons: Sequence[WorkloadComparison], slo_factor: float) -
     for c in comparisons:
         cells = [c.workload, f"{c.target:.4f}"]
         cells += [str(c.ratios[p]) if p in c.ratios else "" for p in pairs]
-        cells += [_times(c.srpt_gap), _times(c.srpt_gap_at_target)]
+        if with_srpt:
+            cells += [_times(c.srpt_gap), _times(c.srpt_gap_at_target)]
         cells.append(PAPER_RATIOS.get(c.workload, ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

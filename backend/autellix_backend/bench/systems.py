@@ -61,6 +61,9 @@ AUTELLIX = ("plas", "atlas")
 """Autellix's own policies (PLAS for single-threaded programs, ATLAS for multi-threaded)."""
 BASELINES = ("vllm", "vllm-opt", "mlfq")
 """The paper's baselines."""
+QUICK_SKIPS = ("srpt",)
+"""Systems ``autellix bench --quick`` leaves out unless asked: the SRPT oracle is a bound, not a
+competitor, and its capacity is 3-4x the others', so its probes were a third of the quick run."""
 
 
 class UnknownSystemError(ValueError):
