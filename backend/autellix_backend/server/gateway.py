@@ -301,6 +301,8 @@ class Gateway:
     def close_soon(self, call: OpenCall, usage: EngineUsage | None, status: str) -> None:
         """Close now and release the engine request in the background (safe while cancelled)."""
         self.close(call, usage, status)
+        if status == "finished" and call.stream.release_if_done():
+            return  # the usual end: no task to start
         task = asyncio.get_running_loop().create_task(
             call.stream.aclose(abort=status != "finished")
         )

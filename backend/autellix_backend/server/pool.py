@@ -94,6 +94,14 @@ class CallStream:
             self._queue.put_nowait(error)
             self._task.cancel()
 
+    def release_if_done(self) -> bool:
+        """Release a call whose output has all come (nothing to cancel or abort) and return
+        True; False while its engine request still runs (then ``aclose`` it)."""
+        if not self._task.done():
+            return False
+        self.slot.inflight.pop(self.request.request_id, None)
+        return True
+
     async def aclose(self, *, abort: bool) -> None:
         """Release the call; with ``abort`` the engine is told to drop it and free its cache."""
         self.slot.inflight.pop(self.request.request_id, None)
