@@ -169,3 +169,24 @@ def test_a_call_of_the_main_thread_after_the_first_tasks_depends_on_them() -> No
         ]
     )
     assert dag.llm_parents()["after"] == ("a1", "b1")
+
+
+def test_each_resumed_run_follows_the_one_before() -> None:
+    dag = build_dag(
+        [
+            TaskStarted("ask:1", "ask", 1),
+            NodeAdded("a1", LLM, "ask:1"),
+            RunResumed(),
+            TaskStarted("review:2", "review", 1),
+            NodeAdded("r1", LLM, "review:2"),
+            RunResumed(),
+            TaskStarted("final:3", "final", 1),
+            NodeAdded("f1", LLM, "final:3"),
+        ]
+    )
+    assert dag.llm_parents() == {"a1": (), "r1": ("a1",), "f1": ("r1",)}
+    assert [(t.node_name, t.superstep, t.group) for t in dag.threads] == [
+        ("ask", 1, 0),
+        ("review", 1, 1),
+        ("final", 1, 2),
+    ]
