@@ -242,3 +242,18 @@ def test_sessions_list_the_most_recently_active_last() -> None:
     registry.start(None, "a")
     assert [s.program_id for s in registry.sessions(None)] == ["b", "c", "a"]
     assert isinstance(registry.sessions(None)[0], Session)
+
+
+def test_the_limits_bound_each_programs_calls_and_dag_and_the_ended_history() -> None:
+    registry = _registry(Clock(), max_calls_per_program=2, max_dag_nodes=2, program_history=1)
+    for i in range(3):
+        session, call, _ = _call(registry, None, CallTags(program_id="p", call_id=f"c{i}"))
+        registry.close_call(call, EngineUsage(service=1.0), status="finished")
+    assert list(session.record.calls) == ["p c1", "p c2"]
+    assert list(session.dag.nodes) == ["c1", "c2"]
+    registry.start(None, "q")
+    registry.end(None, "p")
+    registry.end(None, "q")
+    assert registry.lookup(None, "q").program_id == "q"
+    with pytest.raises(APIError):
+        registry.lookup(None, "p")  # only the newest ended program is kept
