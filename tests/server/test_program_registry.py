@@ -52,6 +52,7 @@ def test_programs_of_two_keys_with_one_id_are_two_programs() -> None:
     anonymous, _ = registry.start(None, "shared")
     assert (alice.key, bob.key, anonymous.key) == ("alice/shared", "bob/shared", "shared")
     assert registry.get("alice", "shared") is alice
+    assert registry.lookup("alice", "shared") is alice
     assert [s.program_id for s in registry.sessions("bob")] == ["shared"]
     with pytest.raises(APIError) as error:
         registry.get("carol", "shared")
