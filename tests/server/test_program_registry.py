@@ -53,6 +53,8 @@ def test_programs_of_two_keys_with_one_id_are_two_programs() -> None:
     assert (alice.key, bob.key, anonymous.key) == ("alice/shared", "bob/shared", "shared")
     assert registry.get("alice", "shared") is alice
     assert registry.lookup("alice", "shared") is alice
+    assert registry.find("alice", "shared") is alice
+    assert registry.find("carol", "shared") is None
     assert [s.program_id for s in registry.sessions("bob")] == ["shared"]
     with pytest.raises(APIError) as error:
         registry.get("carol", "shared")
@@ -116,8 +118,9 @@ def test_ended_programs_stay_readable_and_late_reports_do_not_restart_them() -> 
     assert registry.ensure("k", "p") is None
     with pytest.raises(APIError):
         registry.get("k", "p")
-    with pytest.raises(APIError):
+    with pytest.raises(APIError) as error:
         registry.lookup("other", "p")
+    assert (error.value.status, error.value.message) == (404, "unknown program 'p'")
     restarted, new = registry.start("k", "p")
     assert new and restarted is not session
     assert registry.ensure("k", "fresh") is not None
