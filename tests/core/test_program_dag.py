@@ -12,6 +12,8 @@ def test_a_later_report_updates_a_node_but_keeps_what_only_the_first_knew() -> N
     assert dag.nodes["c1"] == DagNode(
         "c1", "llm", name="plan", thread_id="t", status="finished", start=1.0, end=3.0
     )
+    dag.upsert(DagNode("c1", "llm", status="finished"))
+    assert (dag.nodes["c1"].start, dag.nodes["c1"].end) == (1.0, 3.0)
     dag.upsert(DagNode("c1", "tool", name="search", start=2.0, end=4.0))
     node = dag.nodes["c1"]
     assert (node.kind, node.name, node.start, node.end) == ("tool", "search", 2.0, 4.0)

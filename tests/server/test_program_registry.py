@@ -123,7 +123,13 @@ def test_ended_programs_stay_readable_and_late_reports_do_not_restart_them() -> 
     assert (error.value.status, error.value.message) == (404, "unknown program 'p'")
     restarted, new = registry.start("k", "p")
     assert new and restarted is not session
-    assert registry.ensure("k", "fresh") is not None
+    fresh = registry.ensure("k", "fresh")
+    assert fresh is not None and (fresh.program_id, fresh.owner) == ("fresh", "k")
+    clock = registry.clock
+    assert isinstance(clock, Clock)
+    clock.now += 3
+    assert registry.ensure("k", "fresh") is fresh  # a live program's span touches it
+    assert fresh.last_activity == clock.now
 
 
 def test_a_full_table_ends_an_idle_program_to_make_room_or_answers_429() -> None:
