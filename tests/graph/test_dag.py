@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autellix_graph import NodeKind, build_dag
-from autellix_graph._dag import DagBuilder, NodeAdded, RunResumed, TaskStarted
+from autellix_graph._dag import DagBuilder, Frontier, NodeAdded, RunResumed, TaskStarted
 
 LLM, TOOL, INTERRUPT = NodeKind.LLM, NodeKind.TOOL, NodeKind.INTERRUPT
 
@@ -190,3 +190,11 @@ def test_each_resumed_run_follows_the_one_before() -> None:
         ("review", 1, 1),
         ("final", 1, 2),
     ]
+
+
+def test_a_workflow_step_seen_again_keeps_its_thread_and_calls() -> None:
+    builder = DagBuilder()
+    first = builder.start_flow_task("step:1", "step", Frontier(("c0",), ("c0",)))
+    assert builder.add_node("c1", LLM, "step:1").llm_parent_ids == ("c0",)
+    assert builder.start_flow_task("step:1", "step", Frontier()) is first
+    assert builder.add_node("c2", LLM, "step:1").llm_parent_ids == ("c1",)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from autellix_backend.core import CallRecord, CallStatus
+from autellix_backend.core import CallRecord, CallStatus, InvalidCallError
 from autellix_backend.engines.base import EngineUsage, ProgramTag
 from autellix_backend.server.config import Limits
 from autellix_backend.server.errors import APIError
@@ -267,3 +267,29 @@ def test_the_limits_bound_each_programs_calls_and_dag_and_the_ended_history() ->
     assert registry.lookup(None, "q").program_id == "q"
     with pytest.raises(APIError):
         registry.lookup(None, "p")  # only the newest ended program is kept
+
+
+def test_a_refused_call_leaves_no_new_program_and_keeps_an_existing_one() -> None:
+    registry = _registry(Clock())
+    seen: list[str] = []
+
+    def engine_for(key: str) -> str:
+        seen.append(key)
+        return "e1"
+
+    registry.start("k", "old")
+    for program_id in ("new", "old"):
+        with pytest.raises(InvalidCallError):
+            registry.open_call(
+                "k",
+                CallTags(program_id=program_id),
+                prompt_tokens=-1,
+                max_tokens=1,
+                choose_engine=engine_for,
+            )
+    assert seen == ["k/new", "k/old"]  # the balancer places calls by their program's key
+    assert registry.find("k", "new") is None
+    assert registry.find("k", "old") is not None
+    session, _, _ = _call(registry, "k", CallTags(program_id="by-call"))
+    assert session.owner == "k"
+    assert [s.program_id for s in registry.sessions("k")] == ["old", "by-call"]
