@@ -195,6 +195,7 @@ def test_a_call_carries_its_program_tags_to_the_engine() -> None:
     assert call.prompt_tokens == 5 and call.max_tokens == 10
     assert outer_call_id(call.call_id) == "b"
     assert ("a", "b") in session.dag.edges
+    assert (session.dag.nodes["b"].kind, session.dag.nodes["b"].thread_id) == ("llm", "t2")
 
 
 def test_closing_a_call_records_its_tokens_service_and_status() -> None:
