@@ -61,11 +61,22 @@ class ServiceReport:
 
 
 def service_of(report: Any) -> float | None:
-    """The service in a report-like mapping (``kv_transfer_params[REPORT_KEY]``), or None."""
+    """The call's service in a report-like mapping (``kv_transfer_params[REPORT_KEY]``), or
+    None: the report's own plus that of each distinct earlier choice in ``SIBLINGS_KEY``.
+
+    >>> service_of({"request_id": "b", "service": 2.0,
+    ...             "siblings": [{"request_id": "a", "service": 1.5}]})
+    3.5
+    """
     if not isinstance(report, Mapping):
         return None
+    siblings = report.get(SIBLINGS_KEY)
+    by_request: dict[Any, Any] = {}
+    for each in (*(siblings if isinstance(siblings, list) else ()), report):
+        if isinstance(each, Mapping):
+            by_request[each.get("request_id", id(each))] = each.get("service", 0.0)
     try:
-        return max(0.0, float(report.get("service", 0.0)))
+        return max(0.0, sum(float(v) for v in by_request.values()))
     except (TypeError, ValueError):
         return None
 

@@ -82,3 +82,13 @@ def test_the_package_imports_only_the_standard_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert out.strip() == "['autellix_protocol']"
+
+
+def test_a_calls_service_adds_its_earlier_choices_once() -> None:
+    """An ``n>1`` call's last report carries the choices that ended before it; a remote
+    engine's answer is read through ``service_of`` alone, so it must add them, once each."""
+    first = {"request_id": "call-0", "service": 1.5}
+    second = {"request_id": "call-1", "service": 2.0, "siblings": [first]}
+    last = {"request_id": "call-2", "service": 0.5, "siblings": [first, second, first]}
+    assert service_of(last) == 4.0
+    assert service_of({"request_id": "call-0", "service": 1.0}) == 1.0
