@@ -50,6 +50,20 @@ def test_invalid_chat_requests_get_4xx_and_leave_the_table_alone(
         assert client.get("/v1/programs/bad-1").status_code == 404
 
 
+@pytest.mark.parametrize("prompt", [[], [[]], [[], [1]]])
+def test_an_empty_completion_prompt_is_400_and_leaves_the_table_alone(
+    server: LiveServer, prompt: object
+) -> None:
+    body = {"model": "sim", "prompt": prompt, "max_tokens": 2}
+    with server.client() as client:
+        before = _table(client)
+        r = client.post("/v1/completions", json=body, headers={HEADER_PROGRAM_ID: "bad-2"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "invalid_value"
+        assert _table(client) == before
+        assert client.get("/v1/programs/bad-2").status_code == 404
+
+
 def test_malformed_json_is_400(server: LiveServer) -> None:
     r = httpx.post(
         f"{server.url}/v1/chat/completions",

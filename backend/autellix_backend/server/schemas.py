@@ -97,7 +97,12 @@ TokenIds = Annotated[list[int], Field(min_length=1)]
 class CompletionRequest(_GenerationParams):
     """``POST /v1/completions``: a prompt as text, token ids, or a list of either."""
 
-    prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | list[TokenIds]
+    prompt: (
+        str
+        | Annotated[list[str], Field(min_length=1)]
+        | TokenIds
+        | Annotated[list[TokenIds], Field(min_length=1)]
+    )
 
     def prompts(self) -> list[str | list[int]]:
         """The prompts, one per completion vLLM runs (a list of token ids is one prompt)."""
