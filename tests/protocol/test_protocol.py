@@ -9,12 +9,16 @@ import sys
 import pytest
 
 from autellix_protocol import (
+    KEY_AWAY_S,
     KEY_TOTAL_WAIT,
     CallTag,
+    NextCallHint,
     ProgramSnapshot,
     ProtocolError,
     ServiceReport,
+    decode_next_call,
     decode_xargs,
+    encode_next_call,
     encode_xargs,
     service_of,
 )
@@ -92,3 +96,13 @@ def test_a_calls_service_adds_its_earlier_choices_once() -> None:
     last = {"request_id": "call-2", "service": 0.5, "siblings": [first, second, first]}
     assert service_of(last) == 4.0
     assert service_of({"request_id": "call-0", "service": 1.0}) == 1.0
+
+
+def test_a_next_call_hint_round_trips_and_is_absent_by_default() -> None:
+    hint = NextCallHint(tool="search", away_s=2.5)
+    assert decode_next_call(encode_next_call(hint)) == hint
+    assert decode_next_call({**encode_xargs(CallTag("p")), KEY_AWAY_S: 3}).away_s == 3.0
+    assert not decode_next_call(encode_xargs(CallTag("p"))).follows
+    assert NextCallHint(tool="t").follows and NextCallHint(away_s=0.0).follows
+    with pytest.raises(ProtocolError):
+        decode_next_call({KEY_AWAY_S: "-1"})
