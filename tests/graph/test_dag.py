@@ -200,3 +200,4 @@ def test_a_workflow_step_seen_again_keeps_its_thread_and_calls() -> None:
     assert builder.add_node("c2", LLM, "step:1").llm_parent_ids == ("c1",)
     second = builder.start_flow_task("step:2", "step", Frontier(("c2",), ("c2",)))
     assert (first.superstep, second.superstep) == (0, 1)  # steps numbered as they start
+    assert (second.parent_thread_id, second.group) == ("main", 0)

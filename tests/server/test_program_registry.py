@@ -294,3 +294,17 @@ def test_a_refused_call_leaves_no_new_program_and_keeps_an_existing_one() -> Non
     session, _, _ = _call(registry, "k", CallTags(program_id="by-call"))
     assert session.owner == "k"
     assert [s.program_id for s in registry.sessions("k")] == ["old", "by-call"]
+
+
+def test_a_call_closed_while_its_program_restarted_does_not_touch_the_new_program() -> None:
+    registry = _registry(Clock())
+    _, stale, _ = _call(registry, "k", CallTags(program_id="p", call_id="c"))
+    registry.end("k", "p")
+    fresh, _ = registry.start("k", "p")
+    registry.close_call(stale, EngineUsage(service=5.0), status="finished")
+    assert fresh.record.service == 0.0
+    assert registry.is_idle(fresh)
+    _, gone, _ = _call(registry, "k", CallTags(program_id="p", call_id="gone"))
+    registry.close_call(gone, None, status="aborted")
+    registry.call_started(gone)  # a late first chunk of a closed call changes nothing
+    assert gone.first_scheduled_time is None
