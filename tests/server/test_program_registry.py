@@ -8,6 +8,8 @@ ephemeral programs, the service counted for a call that lost its engine report.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from autellix_backend.core import CallRecord, CallStatus, InvalidCallError
@@ -51,6 +53,8 @@ def test_programs_of_two_keys_with_one_id_are_two_programs() -> None:
     bob, _ = registry.start("bob", "shared")
     anonymous, _ = registry.start(None, "shared")
     assert (alice.key, bob.key, anonymous.key) == ("alice/shared", "bob/shared", "shared")
+    assert (alice.record.owner, alice.record.start_time) == ("alice", 100.0)
+    assert abs(alice.created - time.time()) < 60  # wall-clock start, shown by the API
     assert registry.get("alice", "shared") is alice
     assert registry.lookup("alice", "shared") is alice
     assert registry.find("alice", "shared") is alice
