@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -111,3 +112,10 @@ async def test_short_programs_finish_sooner_under_plas_than_fcfs_and_nothing_is_
     preemptions = {c.call_id: c.report["num_preemptions"] for c in plas.calls}
     print(f"preemptions under PLAS: {preemptions}")
     assert any(n > 0 for cid, n in preemptions.items() if cid.startswith("long"))
+    # The plugin times each preemption too (the UI's timeline draws them): offsets after the
+    # call reached the engine, ordered, each ended by the time the call finished.
+    for call in plas.calls:
+        spans = call.report.get("preemptions", [])
+        assert len(spans) == call.report["num_preemptions"], call.call_id
+        assert all(0 <= start <= end for start, end in spans)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))

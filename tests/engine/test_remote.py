@@ -98,6 +98,15 @@ async def test_remote_server_streams_chat_and_reports_service(remote: RemoteVLLM
     assert last.usage.service > 0
 
 
+async def test_health_probes_read_the_servers_kv_usage(remote: RemoteVLLMEngine) -> None:
+    """The server's ``vllm:kv_cache_usage_perc`` is read with each health probe (the UI's
+    Engines view)."""
+    assert remote.kv_usage() is None
+    assert await remote.health()
+    usage = remote.kv_usage()
+    assert usage is not None and 0.0 <= usage <= 1.0
+
+
 async def test_non_streamed_response_carries_the_report_in_band(
     server: tuple[str, str],
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -94,3 +95,42 @@ def test_a_prompt_longer_than_the_model_is_a_400_and_the_engine_keeps_serving(
         timeout=120,
     )
     assert ok.status_code == 200
+
+
+def test_engines_view_shows_the_real_engines_kv_usage(vllm_server: LiveServer) -> None:
+    """vLLM's own KV cache usage (its scheduler stats) reaches the UI's Engines series while
+    a long call holds blocks; the call streams until the test has seen it, then is dropped."""
+    engine = vllm_server.engines[0]
+    body = {"model": "tiny", "prompt": "Count:", "max_tokens": 8000, "stream": True}
+    body["ignore_eos"] = True
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.stream("POST", f"{vllm_server.url}/v1/completions", json=body, timeout=120) as r:
+            r.raise_for_status()
+            for _ in r.iter_lines():
+                if stop.is_set():
+                    return
+
+    def sampled(since: float = 0.0) -> list[float | None]:
+        engines = httpx.get(f"{vllm_server.url}/v1/ui/engines").json()["engines"]
+        [vllm] = [e for e in engines if e["engine_id"] == "vllm-0"]
+        series = vllm["series"]
+        return [u for t, u in zip(series["t"], series["kv_usage"], strict=True) if t > since]
+
+    started = time.time()  # the module's earlier calls left samples of their own
+    reader = threading.Thread(target=stream, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (vllm_server.run(engine.kv_usage) or 0) > 0 or not any(
+            u is not None and u > 0 for u in sampled(started)
+        ):
+            assert reader.is_alive(), "the call ended before the UI sampled its KV usage"
+            assert time.monotonic() < deadline, f"the UI sampled no KV usage: {sampled()}"
+            time.sleep(0.2)
+        assert vllm_server.run(engine.kv_usage) <= 1
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert all(0 <= u <= 1 for u in sampled() if u is not None)

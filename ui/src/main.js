@@ -30,7 +30,7 @@ class ProgramView {
       h("h3", {}, "DAG ", h("small", {}, "click a group to collapse it, a node for its details; red: critical path")),
       dagBox,
       this.details,
-      h("h3", {}, "Timeline ", h("small", {}, "pale: waiting, solid: running, red: preempted (▼ count), green: tool time")),
+      h("h3", {}, "Timeline ", h("small", {}, "pale: waiting, solid: running, red: preempted (▼ count), green: tool time, grey: other time between calls")),
       timelineBox,
       h("h3", {}, "Scheduling"),
       scheduleBox,

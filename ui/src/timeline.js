@@ -2,8 +2,9 @@
 // sit side by side on their engine; each call is one bar, its waiting part pale and its
 // running part solid, with a red mark and count where the engine preempted it and a red
 // stretch for each preemption the engine timed. Tool time (the program running a tool, or
-// other non-LLM work, between a call and the call that depends on it) is a green bar ahead
-// of the dependent call, named after the tools.
+// other non-LLM work, between a call and the call that depends on it) is a bar ahead of the
+// dependent call: green and named after the tools the spans reported, grey when they named
+// none (the program's own code ran there).
 
 import { SAFE_TOOLTIP, makeChart } from "./charts.js";
 
@@ -11,6 +12,7 @@ const WAIT_COLOR = "#f5d77f";
 const RUN_COLOR = "#4a90d9";
 const PREEMPT_COLOR = "#d0342c";
 const TOOL_COLOR = "#6cbf84";
+const GAP_COLOR = "#c3cad5";
 
 /** Rows and bars of the chart, one bar per call of ``trace``, one row per engine and thread.
  * A thread is named by its path of ``node[k]`` segments, ``k`` numbering the tasks of that
@@ -70,7 +72,7 @@ export function timelineBars(trace) {
 }
 
 function toolLabel(gap) {
-  return gap.tools.length ? gap.tools.join(", ") : "tool time";
+  return gap.tools.length ? gap.tools.join(", ") : "between calls";
 }
 
 function renderGap(params, api, gap) {
@@ -83,7 +85,11 @@ function renderGap(params, api, gap) {
   const width = Math.max(2, api.coord([end, row])[0] - x0);
   const label = toolLabel(gap);
   const children = [
-    { type: "rect", shape: { x: x0, y: top, width, height }, style: { fill: TOOL_COLOR } },
+    {
+      type: "rect",
+      shape: { x: x0, y: top, width, height },
+      style: { fill: gap.tools.length ? TOOL_COLOR : GAP_COLOR },
+    },
   ];
   if (width > 7 * String(label).length) {
     children.push({
