@@ -33,6 +33,7 @@ from autellix_backend.engines.base import (
     event_text,
 )
 from autellix_backend.engines.vllm_serving import CallMeter, VLLMServing
+from autellix_backend.engines.vllm_xargs import vllm_xargs
 from autellix_protocol.report import REPORT_KEY
 
 if TYPE_CHECKING:
@@ -292,7 +293,7 @@ class LocalVLLMEngine(EngineAdapter):
         if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
             body["max_tokens"] = self.default_max_tokens
         if self._plugin:
-            body["vllm_xargs"] = {**dict(body.get("vllm_xargs") or {}), **request.tag.as_xargs()}
+            body["vllm_xargs"] = vllm_xargs(body, request.tag)
         elif self._policy == "priority":
             body["priority"] = int(request.tag.service_at_arrival)
         return body

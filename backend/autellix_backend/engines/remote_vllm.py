@@ -22,6 +22,7 @@ import httpx
 
 from autellix_backend.engines.base import EngineError, EngineRequest
 from autellix_backend.engines.openai_http import OpenAIHTTPEngine, log
+from autellix_backend.engines.vllm_xargs import vllm_xargs
 from autellix_protocol.report import REPORT_KEY
 from autellix_protocol.report import service_of as reported_service
 
@@ -65,9 +66,7 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
         return kv_usage_of(response.text) if response.status_code == 200 else None
 
     def decorate(self, body: dict[str, Any], request: EngineRequest) -> dict[str, Any]:
-        xargs: dict[str, Any] = dict(body.get("vllm_xargs") or {})
-        xargs.update(request.tag.as_xargs())
-        return {**body, "vllm_xargs": xargs}
+        return {**body, "vllm_xargs": vllm_xargs(body, request.tag)}
 
     async def service_of(self, request: EngineRequest, final: Mapping[str, Any]) -> float:
         reported = reported_service((final.get("kv_transfer_params") or {}).get(REPORT_KEY))
