@@ -312,3 +312,27 @@ def test_a_call_closed_while_its_program_restarted_does_not_touch_the_new_progra
     registry.close_call(gone, None, status="aborted")
     registry.call_started(gone)  # a late first chunk of a closed call changes nothing
     assert gone.first_scheduled_time is None
+
+
+def test_ending_a_program_stamps_its_row_and_tells_the_hook() -> None:
+    clock = Clock()
+    ended: list[tuple[Session, str]] = []
+    registry = ProgramRegistry(
+        "plas",
+        Limits(),
+        idle_timeout_s=10.0,
+        clock=clock,
+        on_end=lambda session, record: ended.append((session, record.program_id)),
+    )
+    session, _ = registry.start("k", "p")
+    registry.add_thread(session, "t1", "main")
+    assert "t1" in registry.table.program("k/p").threads
+    assert session.dag.thread_parents["t1"] == "main"
+    clock.now = 107.0
+    registry.end("k", "p")
+    assert ended == [(session, "k/p")]
+    assert session.record.end_time == 107.0
+    assert registry.table.finished("k/p") is session.record
+    untagged, call, _ = _call(registry, "k", CallTags())
+    registry.close_call(call, EngineUsage(service=1.0), status="finished")
+    assert registry.table.finished(untagged.key) is None  # untagged programs leave no history
