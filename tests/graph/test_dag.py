@@ -201,3 +201,12 @@ def test_a_workflow_step_seen_again_keeps_its_thread_and_calls() -> None:
     second = builder.start_flow_task("step:2", "step", Frontier(("c2",), ("c2",)))
     assert (first.superstep, second.superstep) == (0, 1)  # steps numbered as they start
     assert (second.parent_thread_id, second.group) == ("main", 0)
+
+
+def test_calls_of_a_task_never_seen_starting_follow_their_enclosing_thread() -> None:
+    builder = DagBuilder()
+    builder.add_node("m1", LLM, "main")
+    assert builder.add_node("x1", LLM, "a:1|b:2").llm_parent_ids == ("m1",)
+    assert builder.add_node("x2", LLM, "a:1|b:2").llm_parent_ids == ("x1",)
+    assert builder.add_node("y1", LLM, "a:1").llm_parent_ids == ("m1",)
+    assert builder.snapshot().threads == ()  # only started tasks are threads
