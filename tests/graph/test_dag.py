@@ -210,3 +210,21 @@ def test_calls_of_a_task_never_seen_starting_follow_their_enclosing_thread() -> 
     assert builder.add_node("x2", LLM, "a:1|b:2").llm_parent_ids == ("x1",)
     assert builder.add_node("y1", LLM, "a:1").llm_parent_ids == ("m1",)
     assert builder.snapshot().threads == ()  # only started tasks are threads
+
+
+def test_a_task_calling_tools_itself_hangs_its_next_call_off_them() -> None:
+    dag = build_dag(
+        [
+            TaskStarted("agent:1", "agent", 1),
+            NodeAdded("c1", LLM, "agent:1"),
+            TaskStarted("agent:1|sub:2", "sub", 1),
+            NodeAdded("s1", LLM, "agent:1|sub:2"),
+            NodeAdded("t1", TOOL, "agent:1"),
+            NodeAdded("t2", TOOL, "agent:1"),
+            NodeAdded("c2", LLM, "agent:1"),
+        ]
+    )
+    nodes = {n.node_id: n for n in dag.nodes}
+    assert nodes["t1"].parent_ids == ("s1",)
+    assert nodes["c2"].parent_ids == ("t1", "t2")
+    assert nodes["c2"].llm_parent_ids == ("s1",)
