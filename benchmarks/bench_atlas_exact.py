@@ -54,9 +54,7 @@ def measure(workload: str, system: str, rate: float, programs: int, seed: int) -
     return {
         "mean": result.summary()["mean_latency_per_token"],
         "path_below": sum(p < s - 1e-9 for s, p in seen) / len(seen),
-        "higher_queue": sum(
-            queue_level(p, config) < queue_level(s, config) for s, p in seen
-        )
+        "higher_queue": sum(queue_level(p, config) < queue_level(s, config) for s, p in seen)
         / len(seen),
         "gap_s": statistics.mean(s - p for s, p in seen),
         "waiting": sum(c.wait for c in result.calls) / latency,
