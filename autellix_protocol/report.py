@@ -60,6 +60,19 @@ class ServiceReport:
         return report
 
 
+def distinct_reports(report: Mapping[str, Any], request_id: str = "") -> dict[str, dict[str, Any]]:
+    """A call's reports by engine request id: the report itself and each earlier choice in
+    ``SIBLINGS_KEY`` (without their own ``SIBLINGS_KEY``), once each. A report without a
+    ``request_id`` is filed under ``request_id``."""
+    siblings = report.get(SIBLINGS_KEY)
+    reports: dict[str, dict[str, Any]] = {}
+    for each in (*(siblings if isinstance(siblings, list) else ()), report):
+        if isinstance(each, Mapping):
+            own = {k: v for k, v in each.items() if k != SIBLINGS_KEY}
+            reports[str(own.get("request_id") or request_id)] = own
+    return reports
+
+
 def service_of(report: Any) -> float | None:
     """The call's service in a report-like mapping (``kv_transfer_params[REPORT_KEY]``), or
     None: the report's own plus that of each distinct earlier choice in ``SIBLINGS_KEY``.
@@ -70,15 +83,11 @@ def service_of(report: Any) -> float | None:
     """
     if not isinstance(report, Mapping):
         return None
-    siblings = report.get(SIBLINGS_KEY)
-    by_request: dict[Any, Any] = {}
-    for each in (*(siblings if isinstance(siblings, list) else ()), report):
-        if isinstance(each, Mapping):
-            by_request[each.get("request_id", id(each))] = each.get("service", 0.0)
     try:
-        return max(0.0, sum(float(v) for v in by_request.values()))
+        services = [float(r.get("service", 0.0)) for r in distinct_reports(report).values()]
     except (TypeError, ValueError):
         return None
+    return max(0.0, sum(services))
 
 
 def event_spans(value: Any) -> tuple[tuple[float, float], ...]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from autellix_backend.engines.base import EngineError, EngineUsage, RequestKind, RequestRejected
-from autellix_protocol.report import SIBLINGS_KEY
+from autellix_protocol.report import distinct_reports
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -75,11 +75,7 @@ class CallMeter:
         report = _report(output)
         if report is None:
             return
-        earlier = report.get(SIBLINGS_KEY)
-        for each in (*(earlier if isinstance(earlier, list) else ()), report):
-            if isinstance(each, Mapping):
-                own = {k: v for k, v in each.items() if k != SIBLINGS_KEY}
-                self.reports[str(own.get("request_id") or request_id)] = own
+        self.reports.update(distinct_reports(report, request_id))
 
     def usage(self) -> EngineUsage:
         return EngineUsage(
