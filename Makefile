@@ -46,7 +46,7 @@ ui:
 # Interop with a real Arize Phoenix (tests/interop): Phoenix gets its own environment, since it
 # is a separate server whose pins would move the backend's; the tests run in ours.
 INTEROP_VENV ?= .venv-interop
-PHOENIX ?= arize-phoenix>=20.26
+PHOENIX ?= arize-phoenix==20.26.1
 
 $(INTEROP_VENV)/.installed:
 	$(PYTHON) -m venv $(INTEROP_VENV)
