@@ -9,6 +9,7 @@ pool's free-block count.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -177,6 +178,23 @@ def test_an_expired_hold_goes_back_to_the_pool(variant: str) -> None:
     _finish(loop, _request("late", _tokens(3, 16), program="late", max_tokens=1))
     assert len(retention.holds.ledger) == 0
     assert_no_leaks(scheduler)
+
+
+def test_an_idle_engine_releases_a_hold_on_ttl_without_a_step(variant: str) -> None:
+    # vLLM's engine loop does not step while no request is live: the expiry thread does it.
+    scheduler = _scheduler(variant)
+    loop = EngineLoop(scheduler)
+    hint = {KEY_NEXT_TOOL: "slow", KEY_AWAY_S: "0.5"}
+    _finish(loop, _request("agent-c1", _tokens(1, PROMPT), program="agent", hint=hint))
+    retention = _retention(scheduler)
+    assert retention.num_held_blocks == PROMPT // BLOCK_SIZE
+    loop.clock.now += 1.5  # past the TTL (twice the expected 0.5 s); no request, no step
+    deadline = time.monotonic() + 30
+    while len(retention.holds.ledger) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(retention.holds.ledger) == 0
+    assert_no_leaks(scheduler)
+    scheduler.shutdown()
 
 
 def test_an_aborted_call_ends_its_programs_hold(variant: str) -> None:

@@ -193,6 +193,10 @@ class RetentionLedger(Generic[T]):
         self._holds[hold.program_id] = hold
         return old
 
+    def next_expiry(self) -> float | None:
+        """When the first hold's TTL runs out (None: no hold)."""
+        return min((h.expires_at for h in self._holds.values()), default=None)
+
     def take(self, program_id: str) -> Hold[T] | None:
         """Remove the program's hold (its next call arrived, it ended, or it was aborted)."""
         return self._holds.pop(program_id, None)

@@ -11,16 +11,18 @@ rule (when, for how long, who yields) is the core's ``RetentionRule`` and
 ``SchedulerRetention`` is the policy ``AutellixScheduler`` runs with ``kv_retention`` on: it
 holds a finished call's cached blocks when its program continues (``ttl``: any tagged
 program; ``dag``: the call's ``NextCallHint`` says a call follows), releases the hold when the
-program's next call is admitted, on TTL expiry (each step), and when the program ends or a
-call of it is aborted, and releases holds lowest-ranked first whenever the free blocks cannot
-take the running calls' growth or the next waiting call.
+program's next call is admitted, on TTL expiry (each step, and ``IdleExpiry`` while the
+engine is idle), and when the program ends or a call of it is aborted, and releases holds
+lowest-ranked first whenever the free blocks cannot take the running calls' growth or the
+next waiting call.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from autellix_backend.core import (
@@ -234,3 +236,62 @@ class SchedulerRetention:
             return
         rate = seconds / num_tokens
         self.prefill_s_per_token += weight * (rate - self.prefill_s_per_token)
+
+
+class IdleExpiry:
+    """Ends holds when their TTL runs out while the engine is idle.
+
+    vLLM's engine loop sleeps on its input queue while no request is live, so no step checks
+    the TTLs then: without this thread an idle engine would keep a hold until its next
+    request. The thread sleeps until the first hold's expiry (at most ``max_wait`` seconds at
+    a time, so a swapped clock is followed) and ends the expired holds under ``lock``, which
+    the scheduler holds in every entry point that touches the block pool. It starts with the
+    first hold and sleeps without waking while there is none.
+
+    Args:
+        retention: the scheduler's retention policy.
+        lock: the lock around the scheduler's use of the block pool.
+        clock: the scheduler's clock (TTLs are in its time).
+        max_wait: longest sleep in seconds while a hold is live.
+    """
+
+    def __init__(
+        self,
+        retention: SchedulerRetention,
+        lock: threading.RLock,
+        clock: Callable[[], float],
+        *,
+        max_wait: float = 1.0,
+    ) -> None:
+        self.retention = retention
+        self.lock = lock
+        self.clock = clock
+        self.max_wait = max_wait
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        """A hold was made: (re)compute when to wake."""
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(
+                target=self._run, name="autellix-kv-retention", daemon=True
+            )
+            self._thread.start()
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread (the engine shuts down)."""
+        self._closed = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            with self.lock:
+                self.retention.expire(self.clock())
+                next_at = self.retention.holds.ledger.next_expiry()
+            if next_at is None:
+                self._wake.wait()
+            else:
+                self._wake.wait(min(self.max_wait, max(0.005, next_at - self.clock())))

@@ -13,7 +13,9 @@ stock implementation ``AutellixSchedulerMixin``:
 4. when a request ends (finished, aborted or preempted and dropped), reports the service it
    consumed back to the front end in ``kv_transfer_params["autellix"]`` and the side channel,
 5. with ``kv_retention`` on, keeps a finished call's cached KV blocks for its program's next
-   call (``_retention.SchedulerRetention``) and gives them back before they could stall a call.
+   call (``_retention.SchedulerRetention``) and gives them back before they could stall a call;
+   a thread (``_retention.IdleExpiry``) ends holds on TTL while the engine is idle, under a
+   lock the scheduler's entry points take (only with retention on).
 
 The mixin is applied to both of vLLM's schedulers: ``AutellixScheduler`` (on ``Scheduler``)
 and ``AutellixAsyncScheduler`` (on ``AsyncScheduler``). Naming ``AutellixScheduler`` in
@@ -25,7 +27,9 @@ vLLM calls this interface non-public; ``SUPPORTED_VLLM`` pins the versions it is
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -49,7 +53,7 @@ from autellix_integrations.vllm._inflight import InFlightSteps, LandedStep
 from autellix_integrations.vllm._metadata import REPORT_KEY, MetadataError, arrival_from_xargs
 from autellix_integrations.vllm._report_server import serve_reports
 from autellix_integrations.vllm._reports import ServiceReport, ServiceReportLog
-from autellix_integrations.vllm._retention import SchedulerRetention
+from autellix_integrations.vllm._retention import IdleExpiry, SchedulerRetention
 from autellix_integrations.vllm._settings import PluginSettings
 from autellix_integrations.vllm._siblings import SiblingReports
 from autellix_integrations.vllm._steps import StepLog, StepRecord
@@ -79,6 +83,15 @@ _WAITING = (
 """Statuses of a waiting request the core may hand to vLLM's ``schedule``. A structured-output
 request waits for its grammar: vLLM's own pass over the queue promotes it once the grammar is
 compiled (and skips it until then), so it must reach that pass or it waits forever."""
+
+_POOL_ENTRY_POINTS = (
+    "add_request",
+    "schedule",
+    "update_from_output",
+    "finish_requests",
+    "reset_prefix_cache",
+)
+"""The scheduler methods vLLM's engine loop calls that may change the block pool."""
 
 if TYPE_CHECKING:
     _SchedulerBase = Scheduler
@@ -116,6 +129,9 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self._call_of: dict[str, str] = {}
         self._request_of: dict[str, Request] = {}
         self.autellix_retention = self._retention()
+        self._idle_expiry: IdleExpiry | None = None
+        if self.autellix_retention is not None:
+            self._idle_expiry = self._guard_pool(self.autellix_retention)
         logger.info(
             "Autellix scheduler (%s): policy=%s queues=%d base_quantum=%s",
             type(self).__name__,
@@ -246,6 +262,19 @@ class AutellixSchedulerMixin(_SchedulerBase):
             block_size=self.block_size,
         )
 
+    def _guard_pool(self, retention: SchedulerRetention) -> IdleExpiry:
+        """Start ending idle holds on TTL: the entry points through which vLLM's engine loop
+        touches the block pool run under the lock the expiry thread takes."""
+        lock = threading.RLock()
+        for name in _POOL_ENTRY_POINTS:
+            setattr(self, name, _locked(getattr(self, name), lock))
+        return IdleExpiry(retention, lock, lambda: self.autellix_clock())
+
+    def shutdown(self) -> None:
+        if self._idle_expiry is not None:
+            self._idle_expiry.close()
+        super().shutdown()
+
     def _retain(self, request: Request, retention: SchedulerRetention) -> None:
         """Before vLLM frees a request: hold its blocks if its program goes on, else end
         the program's hold (it ended, or a call of it was aborted: the client is gone)."""
@@ -262,7 +291,7 @@ class AutellixSchedulerMixin(_SchedulerBase):
             logger.warning("request %s: bad next-call hint (%s)", request.request_id, exc)
             hint = NextCallHint()
         blocks = self.kv_cache_manager.get_blocks(request.request_id).blocks[0]
-        retention.finished(
+        ttl = retention.finished(
             call.program_id,
             blocks,
             hint,
@@ -270,6 +299,8 @@ class AutellixSchedulerMixin(_SchedulerBase):
             now=self.autellix_clock(),
             priority=call.priority + call.service,
         )
+        if ttl > 0 and self._idle_expiry is not None:
+            self._idle_expiry.poke()
 
     def _yield_holds(self, retention: SchedulerRetention, now: float) -> int:
         """Expire holds, then free those the running calls' next blocks or the first waiting
@@ -460,6 +491,17 @@ class AutellixScheduler(AutellixSchedulerMixin, Scheduler):
 
 class AutellixAsyncScheduler(AutellixScheduler, AsyncScheduler):
     """vLLM's ``AsyncScheduler`` (step N+1 scheduled while step N runs) run by the core."""
+
+
+def _locked(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    """``method``, run holding ``lock``."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return call
 
 
 def _async_scheduling(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
