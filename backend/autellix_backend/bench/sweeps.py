@@ -103,7 +103,7 @@ QUICK = SweepSize(
         "sharegpt": 8.0,
         "bfcl": 3.0,
         "bfcl-paper": 6.4,
-        "lats": 4.8,
+        "lats": 9.6,
         "mixed": 6.4,
         "skewed": 4.0,
     },
