@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from autellix_backend.bench.records import RunSpec
-from autellix_backend.bench.systems import SYSTEMS
+from autellix_backend.bench.systems import OFFLINE_VARIANTS, SYSTEMS
 
 WORKLOAD_NAMES = ("sharegpt", "bfcl", "bfcl-paper", "lats", "mixed", "skewed")
 RATES: dict[str, tuple[float, ...]] = {
@@ -184,8 +184,13 @@ def scaling_specs(
     ]
 
 
+MAKESPAN_SYSTEMS = ("vllm-opt", "mlfq", "plas", "mlfq-nostarve", "plas-nostarve")
+"""Systems of the makespan experiment: the paper's three, and MLFQ and PLAS without the
+anti-starvation promotion that turns an offline batch into round robin (``OFFLINE_VARIANTS``)."""
+
+
 def makespan_specs(
-    size: SweepSize, systems: Sequence[str] = ("vllm-opt", "mlfq", "plas"), seed: int = 0
+    size: SweepSize, systems: Sequence[str] = MAKESPAN_SYSTEMS, seed: int = 0
 ) -> list[RunSpec]:
     """Figure 16: offline batches of ShareGPT programs, all arriving at t=0."""
     return [
@@ -193,6 +198,14 @@ def makespan_specs(
         for n in size.makespan_batches
         for s in systems
     ]
+
+
+def makespan_systems(systems: Sequence[str]) -> tuple[str, ...]:
+    """The makespan systems among ``systems``; an offline variant comes with its base system
+    (``plas`` brings ``plas-nostarve``) or when named itself."""
+    chosen = set(systems)
+    bases = {name: name.removesuffix("-nostarve") for name in OFFLINE_VARIANTS}
+    return tuple(s for s in MAKESPAN_SYSTEMS if s in chosen or (s in bases and bases[s] in chosen))
 
 
 EXPERIMENTS = ("latency", "balancer", "scaling", "makespan")
@@ -219,5 +232,5 @@ def plan(
     if "scaling" in experiments:
         specs += scaling_specs(size, [w for w in ("sharegpt",) if w in workloads], seed)
     if "makespan" in experiments and "sharegpt" in workloads:
-        specs += makespan_specs(size, seed=seed)
+        specs += makespan_specs(size, makespan_systems(systems), seed=seed)
     return specs
