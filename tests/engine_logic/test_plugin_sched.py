@@ -373,3 +373,26 @@ def test_step_log_records_each_chunk_where_it_ran(variant: str, tmp_path: Path) 
     assert [r.num_decode_context_tokens for r in records] == [0, 0, 41, 42]
     assert [r.num_sampled for r in records] == [0, 1, 1, 1]
     assert [r.model_s for r in records] == pytest.approx([STEP_S] * 4)
+
+
+def test_kv_running_short_with_nothing_waiting_preempts_the_cores_lowest_call(
+    variant: str,
+) -> None:
+    # "rich" (a program that already attained much) runs alone, then "poor" arrives and vLLM
+    # appends it behind: vLLM's own victim would be "poor". Both cannot finish in the 63
+    # blocks (39 each), nothing else waits, and the core must still pick who gives way.
+    scheduler = make_scheduler(variant, max_num_batched_tokens=64, policy="plas")
+    rich = make_request("rich", max_tokens=600, service=30.0)
+    poor = make_request("poor", max_tokens=600, service=0.0)
+    scheduler.add_request(rich)
+    loop = EngineLoop(scheduler)
+    loop.steps(3)
+    scheduler.add_request(poor)
+    loop.run(max_steps=4000)
+    assert loop.report("poor").num_preemptions == 0
+    assert poor.num_preemptions == 0  # not even by vLLM behind the core's back: no recompute
+    assert loop.report("rich").num_preemptions >= 1
+    assert list(loop.finished)[0] == "poor"
+    assert list(poor.output_token_ids) == [TOKEN] * 600
+    assert list(rich.output_token_ids) == [TOKEN] * 600
+    assert_no_leaks(scheduler)

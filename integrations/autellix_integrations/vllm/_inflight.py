@@ -63,18 +63,25 @@ class InFlightSteps:
     def launch(
         self,
         output: SchedulerOutput,
-        requests: Mapping[str, Request],
+        requests: Mapping[str, Request] | None,
         *,
         launched: float,
         schedule_s: float = 0.0,
         loop_s: float = 0.0,
     ) -> None:
-        """Record a step ``schedule()`` just returned (positions are already advanced)."""
-        starts = {
-            req_id: request.num_computed_tokens - num_tokens
-            for req_id, num_tokens in output.num_scheduled_tokens.items()
-            if (request := requests.get(req_id)) is not None
-        }
+        """Record a step ``schedule()`` just returned (positions are already advanced).
+
+        With ``requests`` None the positions are not recorded: the step is updated before any
+        other is scheduled, so ``LandedStep.start_of`` reads them back from the requests."""
+        starts = (
+            {
+                req_id: request.num_computed_tokens - num_tokens
+                for req_id, num_tokens in output.num_scheduled_tokens.items()
+                if (request := requests.get(req_id)) is not None
+            }
+            if requests is not None
+            else {}
+        )
         self._plans[id(output)] = StepPlan(launched, schedule_s, loop_s, starts)
 
     def land(self, output: SchedulerOutput, now: float) -> LandedStep:

@@ -35,7 +35,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
-from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
+from vllm.v1.core.sched.request_queue import (
+    RequestQueue,
+    SchedulingPolicy,
+    create_request_queue,
+)
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
@@ -119,6 +123,12 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self._in_flight = InFlightSteps()
         self._update_s = 0.0
         self._busy_since: float | None = None
+        self._positions_move_before_update = isinstance(self, AsyncScheduler) or (
+            self.vllm_config.parallel_config.pipeline_parallel_size > 1
+        )
+        """Whether a step can be scheduled before the previous one is updated (async
+        scheduling, or pipeline stages: vLLM's batch queue), so each step's request positions
+        must be recorded when it is scheduled; otherwise they are read back at update."""
         if self.policy is not SchedulingPolicy.FCFS:
             logger.warning("Autellix orders requests itself; --scheduling-policy is ignored")
         # Order comes from the core; vLLM's queues only hold it, and running[-1] (vLLM's own
@@ -176,19 +186,26 @@ class AutellixSchedulerMixin(_SchedulerBase):
         now = self.autellix_clock()
         loop_s = now - self._busy_since if self._busy_since is not None else 0.0
         retention = self.autellix_retention
-        num_held = self._yield_holds(retention, now) if retention is not None else 0
-        decision = self.autellix.schedule(self._budget(num_held), now)
-        self._preempt(decision, now)
-        held = self._admit_only(decision)
-        try:
+        if self._nothing_to_reorder():
             output = super().schedule(throttle_prefills)
-        finally:
-            self._requeue(held)
-        if retention is not None and len(retention.holds.ledger):
-            self._release_admitted(retention)
+        else:
+            num_held = self._yield_holds(retention, now) if retention is not None else 0
+            decision = self.autellix.schedule(self._budget(num_held), now)
+            self._preempt(decision, now)
+            held = self._admit_only(decision)
+            try:
+                output = super().schedule(throttle_prefills)
+            finally:
+                self._requeue(held)
+            if retention is not None and len(retention.holds.ledger):
+                self._release_admitted(retention)
         launched = self.autellix_clock()
         self._in_flight.launch(
-            output, self.requests, launched=launched, schedule_s=launched - now, loop_s=loop_s
+            output,
+            self.requests if self._positions_move_before_update else None,
+            launched=launched,
+            schedule_s=launched - now,
+            loop_s=loop_s,
         )
         return output
 
@@ -215,6 +232,27 @@ class AutellixSchedulerMixin(_SchedulerBase):
         return outputs
 
     # Phases --------------------------------------------------------------------
+
+    def _nothing_to_reorder(self) -> bool:
+        """Whether this step is stock vLLM's whatever the core would decide, so the decision
+        can be skipped: no call waits (in the core or in vLLM's queue), no KV is held for a
+        program, and the free KV blocks hold whatever the running requests can take in one
+        step (the step's token budget, plus a partial block and the lookahead each), so
+        neither the core nor vLLM would preempt. Running calls past their quantum only give
+        way to waiting ones, so with none waiting they keep running either way."""
+        if self.autellix.num_waiting or self.waiting:
+            return False
+        retention = self.autellix_retention
+        if retention is not None and len(retention.holds.ledger):
+            return False
+        num_running = len(self.running)
+        if not num_running:
+            return True
+        bs = self.block_size
+        need = num_running * (1 + -(-self.num_lookahead_tokens // bs)) + -(
+            -self.max_num_scheduled_tokens // bs
+        )
+        return self.kv_cache_manager.block_pool.get_num_free_blocks() > need
 
     def _arrival(self, request: Request) -> CallArrival:
         params = request.sampling_params
@@ -354,10 +392,12 @@ class AutellixSchedulerMixin(_SchedulerBase):
         last = len(rank)
         self.running.sort(key=lambda r: rank.get(self._call_of.get(r.request_id, ""), last))
 
-    def _admit_only(self, decision: SchedulerDecision) -> list[Request]:
-        """Leave in ``self.waiting`` only the core's choices, best first; return the rest."""
-        if not self.waiting:  # light load: nothing waits, so there is nothing to filter
-            return []
+    def _admit_only(self, decision: SchedulerDecision) -> RequestQueue | None:
+        """Leave in ``self.waiting`` only the core's choices, best first; return the queue
+        of the others (None when nothing waits). Costs what the core chose, not what waits."""
+        held = self.waiting
+        if not held:  # light load: nothing waits, so there is nothing to filter
+            return None
         chosen = [
             request
             for call in decision.scheduled
@@ -365,24 +405,23 @@ class AutellixSchedulerMixin(_SchedulerBase):
             and request.status in _WAITING
             and request.num_computed_tokens == 0
         ]
-        picked = set(chosen)
-        held = [r for r in self.waiting if r not in picked]
+        for request in chosen:
+            held.remove_request(request)
         self.waiting = create_request_queue(self.policy)
         for request in chosen:
             self.waiting.add_request(request)
         return held
 
-    def _requeue(self, held: list[Request]) -> None:
-        """Put every still-waiting request back in one queue, in the core's order."""
-        if not held:  # ``self.waiting`` holds only the core's choices, already in its order
+    def _requeue(self, held: RequestQueue | None) -> None:
+        """Put every still-waiting request back in one queue: the core's choices vLLM did not
+        admit (and any request vLLM preempted itself) first, then the others. The order of
+        the others does not matter: every step lets vLLM see only what the core chose."""
+        if held is None:
             return
-        pending = [*self.waiting, *held]
-        rank = {c.call_id: i for i, c in enumerate(self.autellix.waiting())}
-        last = len(rank)
-        pending.sort(key=lambda r: rank.get(self._call_of.get(r.request_id, ""), last))
-        self.waiting = create_request_queue(self.policy)
-        for request in pending:
-            self.waiting.add_request(request)
+        left = self.waiting
+        if left:
+            held.prepend_requests(reversed(list(left)))
+        self.waiting = held
 
     def _progress(
         self,
@@ -392,18 +431,22 @@ class AutellixSchedulerMixin(_SchedulerBase):
     ) -> list[CallProgress]:
         sampled = model_runner_output.sampled_token_ids
         index = model_runner_output.req_id_to_index
+        call_of, requests, calls = self._call_of, self.requests, self.autellix.calls
+        starts = step.plan.starts
         progress: list[CallProgress] = []
         for req_id, num_tokens in scheduler_output.num_scheduled_tokens.items():
-            call_id = self._call_of.get(req_id)
-            request = self.requests.get(req_id)
-            if call_id is None or request is None or not self.autellix.has_call(call_id):
+            call_id = call_of.get(req_id)
+            request = requests.get(req_id)
+            if call_id is None or request is None or call_id not in calls:
                 continue
             row = index.get(req_id)
             num_sampled = len(sampled[row]) if sampled and row is not None else 0
             # A chunk that samples and whose last position is an output token was a decode
             # of that token; every other scheduled token is prefill (or recompute).
-            end = step.start_of(request, num_tokens) + num_tokens
-            decodes = num_sampled > 0 and end > request.num_prompt_tokens
+            start = starts.get(req_id)
+            if start is None:  # not recorded: the step's positions are the request's now
+                start = request.num_computed_tokens - num_tokens
+            decodes = num_sampled > 0 and start + num_tokens > request.num_prompt_tokens
             num_prefill = num_tokens - (1 if decodes else 0)
             progress.append(
                 CallProgress(
