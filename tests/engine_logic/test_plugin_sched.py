@@ -392,7 +392,7 @@ def test_kv_running_short_with_nothing_waiting_preempts_the_cores_lowest_call(
     assert loop.report("poor").num_preemptions == 0
     assert poor.num_preemptions == 0  # not even by vLLM behind the core's back: no recompute
     assert loop.report("rich").num_preemptions >= 1
-    assert list(loop.finished)[0] == "poor"
+    assert next(iter(loop.finished)) == "poor"
     assert list(poor.output_token_ids) == [TOKEN] * 600
     assert list(rich.output_token_ids) == [TOKEN] * 600
     assert_no_leaks(scheduler)
