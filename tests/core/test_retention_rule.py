@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from autellix_backend.core import KVRetention, RetentionRule, ToolDurations
+from autellix_backend.core import Hold, KVRetention, RetentionLedger, RetentionRule, ToolDurations
 from autellix_backend.core.retention import UnknownRetentionError
 
 
@@ -151,3 +151,46 @@ def test_the_mode_is_parsed_as_users_type_it() -> None:
     known = "unknown kv_retention mode 'always'; known kv_retention modes: off, ttl, dag"
     with pytest.raises(UnknownRetentionError, match=f"^{re.escape(known)}$"):
         KVRetention.parse("always")
+
+
+def test_a_one_block_pool_still_holds() -> None:
+    rule = RetentionRule()
+    # cost 0.1 * 1 * 1/1 = 0.1/s; break-even 10 s; the TTL is 2 * 2 s.
+    assert _ttl(rule, recompute=1.0, blocks=1, used=1, total=1) == pytest.approx(4.0)
+
+
+def _held(pid: str, blocks: int, priority: float) -> Hold[str]:
+    return Hold(pid, payload=pid, num_blocks=blocks, expires_at=10.0, priority=priority)
+
+
+def test_the_ledger_knows_which_programs_hold_blocks() -> None:
+    ledger: RetentionLedger[str] = RetentionLedger()
+    ledger.hold(_held("a", 1, 1.0))
+    assert "a" in ledger and "b" not in ledger
+    ledger.take("a")
+    assert "a" not in ledger
+
+
+def test_holds_yield_only_until_enough_blocks_are_free() -> None:
+    ledger: RetentionLedger[str] = RetentionLedger()
+    for pid, priority in (("x", 9.0), ("y", 8.0), ("z", 7.0)):
+        ledger.hold(_held(pid, 4, priority))
+    released: list[str] = []
+
+    def release(hold: Hold[str]) -> int:
+        released.append(hold.program_id)
+        return hold.num_blocks
+
+    # 8 blocks: the two worst holds, 4 + 4, and no more.
+    assert ledger.yield_to(8, priority=0.0, release=release) == 8
+    assert released == ["x", "y"] and "z" in ledger
+    # Exactly 4 more: one hold is enough, the ledger is then empty.
+    assert ledger.yield_to(4, priority=0.0, release=release) == 4
+    assert released == ["x", "y", "z"] and len(ledger) == 0
+
+
+def test_a_hold_ranked_like_the_waiting_call_gives_way() -> None:
+    ledger: RetentionLedger[str] = RetentionLedger()
+    ledger.hold(_held("same", 4, 5.0))
+    assert ledger.yield_to(4, priority=5.0, release=lambda h: h.num_blocks) == 4
+    assert len(ledger) == 0
