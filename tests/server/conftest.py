@@ -20,6 +20,7 @@ import uvicorn
 
 from autellix_backend.engines.simulated import SimulatedEngine
 from autellix_backend.server import EngineSpec, Limits, ServerConfig, create_app
+from autellix_backend.server.cli import http_protocol
 from autellix_backend.server.engine_factory import build_engines
 
 
@@ -39,6 +40,7 @@ class LiveServer:
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
+                http=http_protocol(),  # as ``autellix serve`` runs it
                 log_level="warning",
                 lifespan="on",
                 timeout_graceful_shutdown=5,

@@ -127,9 +127,19 @@ def serve(
         raise typer.Exit(2) from None
     uvicorn.run(
         service,
+        http=http_protocol(),
         host=settings.host,
         port=settings.port,
         log_config=None,
         timeout_keep_alive=int(settings.keep_alive_s),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
     )
+
+
+def http_protocol() -> Any:
+    """uvicorn's httptools protocol writing head and body at once, when httptools is there."""
+    try:
+        from autellix_backend.server.http_protocol import CoalescingHttpToolsProtocol
+    except ImportError:
+        return "auto"
+    return CoalescingHttpToolsProtocol
