@@ -190,7 +190,7 @@ class OpenAIHTTPEngine(EngineAdapter):
 
     async def _whole(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
         """A non-streamed answer, as one object."""
-        yield _parse((await response.read()).decode(errors="replace"), self.engine_id)
+        yield _parse(await response.read(), self.engine_id)
 
     async def _chunks(
         self,
@@ -246,11 +246,17 @@ def _dumps(body: Mapping[str, Any]) -> bytes:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _parse(data: str, engine_id: str) -> dict[str, Any]:
+def _parse(data: str | bytes, engine_id: str) -> dict[str, Any]:
+    """One JSON object from the engine (orjson; the standard library for what orjson refuses,
+    such as NaN, integers past 64 bits or bytes that are not UTF-8)."""
     try:
-        event = json.loads(data)
-    except ValueError as exc:
-        raise EngineError(f"engine {engine_id} sent malformed JSON: {data[:200]}") from exc
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        text = data.decode(errors="replace") if isinstance(data, bytes) else data
+        try:
+            event = json.loads(text)
+        except ValueError as exc:
+            raise EngineError(f"engine {engine_id} sent malformed JSON: {text[:200]}") from exc
     if not isinstance(event, dict):
         raise EngineError(f"engine {engine_id} sent a non-object event")
     if "error" in event:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,7 +143,7 @@ class Gateway:
             owner, tags, prompt_tokens=prompt_tokens, max_tokens=max_tokens, choose_engine=choose
         )
         prefix = "chatcmpl" if kind is RequestKind.CHAT else "cmpl"
-        response_id = f"{prefix}-{uuid.uuid4().hex}"
+        response_id = f"{prefix}-{os.urandom(16).hex()}"
         body["max_tokens"] = max_tokens
         body.pop("max_completion_tokens", None)
         engine_request = EngineRequest(
@@ -288,9 +288,10 @@ class Gateway:
         call.stream.slot.inflight.pop(call.response_id, None)
         self.programs.close_call(call.record, usage, status=status)
         engine = call.engine_id
-        self.metrics.calls.labels(engine, status).inc()
+        metrics = self.metrics
+        metrics.child(metrics.calls, engine, status).inc()
         if status == "finished":
-            self.metrics.call_latency.labels(engine).observe(time.perf_counter() - call.arrival)
+            metrics.child(metrics.call_latency, engine).observe(time.perf_counter() - call.arrival)
         if usage is not None:
             self.metrics.record_usage(engine, usage)
         log.debug(
@@ -312,13 +313,14 @@ class Gateway:
     def _on_chunk(self, call: OpenCall, chunk: EngineChunk) -> None:
         preemptions = chunk.extra.get(PREEMPTIONS_KEY)
         if isinstance(preemptions, int) and preemptions > 0:
-            self.metrics.preemptions.labels(call.engine_id).inc(preemptions)
+            self.metrics.child(self.metrics.preemptions, call.engine_id).inc(preemptions)
             call.record.num_preemptions += preemptions  # the UI's timeline marks them
         if "preemptions" in chunk.extra or "promotions" in chunk.extra:
             place_engine_events(call.record, chunk.extra)  # the UI's timeline draws them
         if call.first_token is None:
             call.first_token = time.perf_counter()
-            self.metrics.call_ttft.labels(call.engine_id).observe(call.first_token - call.arrival)
+            ttft = self.metrics.child(self.metrics.call_ttft, call.engine_id)
+            ttft.observe(call.first_token - call.arrival)
             self.programs.call_started(call.record)
 
 

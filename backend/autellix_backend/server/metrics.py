@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from autellix_backend.core import CallStatus, SchedulerConfig
@@ -102,11 +103,21 @@ class ServiceMetrics:
         )
         self.prompt_cache: dict[str, tuple[int, int]] = {}
         """Engine id -> (prompt tokens, cached prompt tokens), for the hit rate."""
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: prometheus_client checks the labels and
+        takes a lock on every ``labels`` call, and each call asks for the same few children."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def record_usage(self, engine_id: str, usage: EngineUsage) -> None:
-        self.prompt_tokens.labels(engine_id).inc(usage.prompt_tokens)
-        self.cached_tokens.labels(engine_id).inc(usage.cached_tokens)
-        self.completion_tokens.labels(engine_id).inc(usage.completion_tokens)
+        self.child(self.prompt_tokens, engine_id).inc(usage.prompt_tokens)
+        self.child(self.cached_tokens, engine_id).inc(usage.cached_tokens)
+        self.child(self.completion_tokens, engine_id).inc(usage.completion_tokens)
         prompt, cached = self.prompt_cache.get(engine_id, (0, 0))
         self.prompt_cache[engine_id] = (prompt + usage.prompt_tokens, cached + usage.cached_tokens)
 

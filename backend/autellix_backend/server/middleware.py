@@ -79,6 +79,7 @@ class RequestCountMiddleware:
     def __init__(self, app: ASGIApp, *, counter: Counter) -> None:
         self.app = app
         self.counter = counter
+        self._children: dict[tuple[str, int], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,4 +98,7 @@ class RequestCountMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.counter.labels(path, str(status)).inc()
+            child = self._children.get((path, status))
+            if child is None:  # labels() checks and locks each time: remember each child
+                child = self._children[path, status] = self.counter.labels(path, str(status))
+            child.inc()

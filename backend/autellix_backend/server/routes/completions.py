@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from autellix_backend.engines.base import RequestKind
 from autellix_backend.server.errors import APIError
 from autellix_backend.server.openai_format import dumps
+from autellix_backend.server.pool import CallStream
 from autellix_backend.server.schemas import (
     ERROR_RESPONSES,
     ChatCompletionRequest,
@@ -126,34 +127,36 @@ async def _serve(
     if body.stream:
         events = await gateway.open_events(call)
         return StreamingResponse(events, media_type="text/event-stream", headers=call.headers())
-    collecting = asyncio.create_task(gateway.collect(call))
-    watching = asyncio.create_task(_client_gone(receive))
+    watching = asyncio.create_task(_client_gone(receive, call.stream))
     try:
-        await asyncio.wait({collecting, watching}, return_when=asyncio.FIRST_COMPLETED)
+        done = await gateway.collect(call)
+    except _ClientGone:
+        gateway.close_soon(call, None, "aborted")
+        return Response(status_code=CLIENT_CLOSED)
+    except Exception:
+        gateway.close_soon(call, None, "error")
+        raise
     except BaseException:
-        collecting.cancel()
         gateway.close_soon(call, None, "aborted")
         raise
     finally:
         watching.cancel()
-    if not collecting.done():
-        collecting.cancel()
-        gateway.close_soon(call, None, "aborted")
-        return Response(status_code=CLIENT_CLOSED)
-    try:
-        done = collecting.result()
-    except Exception:
-        gateway.close_soon(call, None, "error")
-        raise
     gateway.close_soon(call, done.usage, "finished")
     return _BodyResponse(gateway.body(call, done), headers=call.headers())
 
 
-async def _client_gone(receive: Receive) -> None:
-    """Return when the client disconnects (the body has been read by then)."""
+class _ClientGone(Exception):
+    """The client disconnected before its answer."""
+
+
+async def _client_gone(receive: Receive, stream: CallStream) -> None:
+    """Interrupt the call's ``stream`` when the client disconnects (its body has been read).
+
+    The handler reads the stream itself, so a finished call costs no task of its own."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            stream.interrupt(_ClientGone())
             return
 
 
