@@ -3,7 +3,7 @@
     python benchmarks/bench_gateway.py overhead   [--calls 500] [--no-peers] [--baseline SRC]
     python benchmarks/bench_gateway.py overhead-inproc [--calls 500]
     python benchmarks/bench_gateway.py throughput [--seconds 10] [--concurrency 64]
-                                                  [--baseline SRC] [--rounds 1]
+                                                  [--baseline SRC] [--rounds 1] [--no-peers]
     python benchmarks/bench_gateway.py programs   [--programs 1000] [--calls-per-program 3]
 
 Every server is a real ``autellix serve`` process on 127.0.0.1 (JSON logs off), the client
@@ -11,10 +11,12 @@ another process. ``overhead`` compares, side by side, calling an OpenAI-compatib
 directly (a simulated engine served by ``autellix serve --engine sim``, steps back to back)
 with calling it through a gateway that fronts it (engine kind ``openai``): the difference is
 the gateway's cost per call (admission into the process table, routing, relaying, one more
-HTTP hop); when ``vllm-router`` (a Rust router, ``bench`` extra) is installed, the same calls
-also go through it in front of the same engine, so its hop is measured beside ours.
-``throughput`` and ``programs`` drive a gateway with two in-process simulated
-engines (``programs``: A100 cost model at ``--time-scale``, default 10x faster than real).
+HTTP hop); when the Rust peer routers ``vllm-router`` and ``sglang-router`` (PyPI) are
+installed, the same calls also go through each in front of the same engine, so their hops are
+measured beside ours. ``throughput`` and ``programs`` drive a gateway with two in-process
+simulated engines (``programs``: A100 cost model at ``--time-scale``, default 10x faster than
+real); ``throughput`` also drives our gateway and each installed peer in front of the same
+two simulated engine processes, in turns.
 
 ``--baseline SRC`` also runs the gateway of another checkout of this repository (say
 ``git worktree add /tmp/base <commit>``), from the same virtual environment, beside this one:
@@ -118,16 +120,38 @@ def paired_latencies(urls: tuple[str, ...], calls: int) -> list[list[float]]:
     return out
 
 
-VLLM_ROUTER = Path(sys.executable).parent / "vllm-router"
-"""The peer router (PyPI ``vllm-router``, Rust; in the ``bench`` extra)."""
+PEERS = ("vllm-router", "sglang-router")
+"""The peer routers (PyPI, Rust; ``pip install vllm-router sglang-router``): each is run in
+front of the same engines as our gateway when its command is installed."""
+
+
+def _peer_command(name: str, port: int, engine_urls: list[str]) -> list[str]:
+    exe = str(Path(sys.executable).parent / name)
+    if name == "vllm-router":
+        cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--worker-urls", *engine_urls]
+        return [*cmd, "--policy", "round_robin", "--log-level", "error"]
+    cmd = [exe, "launch", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--worker-urls", *engine_urls, "--policy", "round_robin", "--log-level", "error"]
+    return [*cmd, "--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port())]
+
+
+def installed_peers(skip: bool) -> list[str]:
+    found = [name for name in PEERS if (Path(sys.executable).parent / name).exists()]
+    missing = [name for name in PEERS if name not in found]
+    if skip:
+        print("note: peers skipped (--no-peers)")
+        return []
+    if missing:
+        print(f"note: {', '.join(missing)} not installed (pip install {' '.join(missing)})")
+    return found
 
 
 @contextlib.contextmanager
-def vllm_router(engine_url: str) -> Iterator[tuple[str, int]]:
-    """Run ``vllm-router`` in front of ``engine_url``; yield its URL and pid once it answers."""
+def peer_router(name: str, engine_urls: list[str]) -> Iterator[tuple[str, int]]:
+    """Run the peer ``name`` in front of ``engine_urls``; yield its URL and pid once it
+    answers a call."""
     port = free_port()
-    cmd = [str(VLLM_ROUTER), "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--worker-urls", engine_url, "--policy", "round_robin", "--log-level", "error"]
+    cmd = _peer_command(name, port, engine_urls)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -137,7 +161,7 @@ def vllm_router(engine_url: str) -> Iterator[tuple[str, int]]:
                 if httpx.post(f"{url}/v1/chat/completions", json=BODY).status_code == 200:
                     break
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("vllm-router did not start")
+                raise RuntimeError(f"{name} did not start")
             time.sleep(0.2)
         yield url, proc.pid
     finally:
@@ -146,7 +170,7 @@ def vllm_router(engine_url: str) -> Iterator[tuple[str, int]]:
 
 
 def overhead(args: argparse.Namespace) -> None:
-    peers = VLLM_ROUTER.exists() and not args.no_peers
+    peers = installed_peers(args.no_peers)
     with contextlib.ExitStack() as stack:
         engine_url, _ = stack.enter_context(server({"engines": sim_engines(1, 0.0)}))
         gateway = {
@@ -155,10 +179,8 @@ def overhead(args: argparse.Namespace) -> None:
         hops = {"through the gateway": stack.enter_context(server(gateway))}
         if args.baseline:
             hops["through the baseline"] = stack.enter_context(server(gateway, args.baseline))
-        if peers:
-            hops["through vllm-router"] = stack.enter_context(vllm_router(engine_url))
-        else:
-            print("note: vllm-router not installed (pip install -e '.[bench]') or --no-peers")
+        for name in peers:
+            hops[f"through {name}"] = stack.enter_context(peer_router(name, [engine_url]))
         urls = {"engine directly": engine_url, **{name: url for name, (url, _) in hops.items()}}
         cpu = {name: cpu_seconds(pid) for name, (_, pid) in hops.items()}
         results = dict(zip(urls, paired_latencies(tuple(urls.values()), args.calls), strict=True))
@@ -247,10 +269,24 @@ async def _drive(url: str, seconds: float, concurrency: int) -> tuple[int, int]:
 
 
 def throughput(args: argparse.Namespace) -> None:
+    """Calls/s through the gateway with two simulated engines in its process; with peers
+    installed, also through the gateway, vllm-router and sglang-router in front of the same
+    two simulated engine processes (round robin), each in its turn within a round."""
     config = {"engines": sim_engines(2, 0.0), "balancer": "least_used"}
     sides = {"gateway": None} if not args.baseline else {"gateway": None, "baseline": args.baseline}
+    peers = installed_peers(args.no_peers)
     with contextlib.ExitStack() as stack:
         servers = {name: stack.enter_context(server(config, src)) for name, src in sides.items()}
+        if peers:
+            urls = [stack.enter_context(server({"engines": sim_engines(1, 0.0)}))[0] for _ in "ab"]
+            remote = [
+                {"kind": "openai", "id": f"engine-{i}", "model": "sim", "url": url}
+                for i, url in enumerate(urls)
+            ]
+            gateway = {"engines": remote, "balancer": "round_robin"}
+            servers["gateway/2 proc"] = stack.enter_context(server(gateway))
+            for name in peers:
+                servers[f"{name}/2 proc"] = stack.enter_context(peer_router(name, urls))
         for url, _ in servers.values():
             asyncio.run(_drive(url, 2, args.concurrency))
         for round_ in range(args.rounds):
@@ -259,9 +295,9 @@ def throughput(args: argparse.Namespace) -> None:
                 done, errors = asyncio.run(_drive(url, args.seconds, args.concurrency))
                 per_call = (cpu_seconds(pid) - cpu) / max(done, 1) * 1000
                 print(
-                    f"{name:9s} round {round_}: {done / args.seconds:8.1f} calls/s sustained "
+                    f"{name:20s} round {round_}: {done / args.seconds:8.1f} calls/s sustained "
                     f"({done} calls, {errors} errors, {args.concurrency} concurrent clients, "
-                    f"{args.seconds:.0f} s, 8 output tokens each); server CPU "
+                    f"{args.seconds:.0f} s, 8 output tokens each); its process's CPU "
                     f"{per_call:.3f} ms per call"
                 )
 
@@ -347,7 +383,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("overhead")
     p.add_argument("--calls", type=int, default=500)
-    p.add_argument("--no-peers", action="store_true", help="skip vllm-router")
+    p.add_argument("--no-peers", action="store_true", help="skip the peer routers")
     p.add_argument("--baseline", help="a checkout whose gateway runs beside this one")
     p = sub.add_parser("overhead-inproc")
     p.add_argument("--calls", type=int, default=500)
@@ -356,6 +392,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--baseline", help="a checkout whose gateway runs beside this one")
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--no-peers", action="store_true", help="skip vllm-router and sglang-router")
     p = sub.add_parser("programs")
     p.add_argument("--programs", type=int, default=1000)
     p.add_argument("--calls-per-program", type=int, default=3)
