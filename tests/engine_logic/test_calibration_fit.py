@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
 
 import pytest
 
-from autellix_backend.calibration.fit import fit_profile
+from autellix_backend.calibration.fit import fit_profile, load_scale, scaled
 from autellix_backend.calibration.steps import StepSample, read_step_log
 from autellix_backend.sim.profiles import LinearCostModel, get_profile
 
@@ -49,6 +50,21 @@ def test_fit_recovers_the_costs_that_generated_the_samples() -> None:
         assert getattr(fitted, term) == pytest.approx(getattr(TRUE, term), rel=1e-3)
     assert fitted.schedule_per_seq_s == pytest.approx(TRUE.schedule_per_seq_s, rel=1e-3)
     assert report.mean_abs_error_s < 1e-6
+
+
+def test_load_scale_is_how_much_slower_the_recent_steps_ran_than_the_fit() -> None:
+    rng = random.Random(2)
+    slowed = [
+        StepSample(2.5 * s.model_s, 2.5 * s.overhead_s, *dataclasses.astuple(s)[2:])
+        for s in (_sample(rng) for _ in range(40))
+    ]
+    slowed[0] = dataclasses.replace(slowed[0], model_s=100.0)  # one stalled step
+    assert load_scale(TRUE, slowed) == pytest.approx(2.5)
+    faster = scaled(TRUE, 2.5)
+    assert load_scale(faster, slowed) == pytest.approx(1.0)
+    assert faster.per_token_s == pytest.approx(2.5 * TRUE.per_token_s)
+    assert faster.schedule_base_s == pytest.approx(2.5 * TRUE.schedule_base_s)
+    assert faster.kv_capacity_tokens == TRUE.kv_capacity_tokens
 
 
 def test_fitted_profile_is_a_loadable_simulator_profile(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ inflate every cost.
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,6 +81,30 @@ def fit_profile(
         num_samples=len(samples),
         mean_abs_error_s=float(np.mean(np.abs(predicted - measured))),
         mean_step_s=float(np.mean(measured)),
+    )
+
+
+TIME_TERMS = (*MODEL_TERMS, *OVERHEAD_TERMS)
+
+
+def load_scale(profile: LinearCostModel, samples: Sequence[StepSample]) -> float:
+    """Median of measured over predicted step time on ``samples``.
+
+    On a shared machine every step slows by about the same factor when neighbours load it; the
+    median ratio over steps measured just before a replay is that factor for the replay.
+    """
+    if not samples:
+        raise ValueError("need at least one step sample")
+    ratios = [_measured(s) / p for s in samples if (p := _predict(profile, s)) > 0]
+    if not ratios:
+        raise ValueError("the profile predicts zero time for every sample")
+    return statistics.median(ratios)
+
+
+def scaled(profile: LinearCostModel, factor: float) -> LinearCostModel:
+    """``profile`` with every step-time term multiplied by ``factor`` (swap costs unchanged)."""
+    return dataclasses.replace(
+        profile, **{term: getattr(profile, term) * factor for term in TIME_TERMS}
     )
 
 

@@ -66,9 +66,18 @@ def burst(
 
 
 def poisson_mix(
-    *, rate: float = 1.5, num_programs: int = 16, long_every: int = 4, seed: int = 0
+    *,
+    rate: float = 1.5,
+    num_programs: int = 16,
+    long_every: int = 4,
+    seed: int = 0,
+    prefix: str = "",
 ) -> list[ProgramSpec]:
-    """The burst's program types (1 long in ``long_every``) arriving as a Poisson process."""
+    """The burst's program types (1 long in ``long_every``) arriving as a Poisson process.
+
+    ``prefix`` starts every program id (and so every prompt): replays with different prefixes
+    share no prompt, so none is served from an earlier replay's prefix cache.
+    """
     rng = random.Random(seed)
     t = 0.0
     programs: list[ProgramSpec] = []
@@ -76,7 +85,7 @@ def poisson_mix(
         long = i % long_every == 0
         programs.append(
             chain(
-                f"{'long' if long else 'short'}{i}",
+                f"{prefix}{'long' if long else 'short'}{i}",
                 num_calls=4 if long else 2,
                 prompt=256 if long else 32,
                 output=128 if long else 8,
