@@ -100,3 +100,15 @@ def test_stream_head_and_first_event_come_while_the_call_generates(live: LiveSer
         first = reader.until(b"\n\n")
     assert b"data: {" in first
     assert b"[DONE]" not in first + reader.data
+
+
+def test_a_head_without_body_is_written_when_its_response_completes(live: LiveServer) -> None:
+    with _connect(live) as sock:
+        reader = _Reader(sock)
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        head = reader.until(b"\r\n\r\n").decode()  # no body follows a HEAD answer
+        assert head.startswith("HTTP/1.1 405")  # healthz is GET only; the head still comes
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        status, _, body = reader.response()
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
