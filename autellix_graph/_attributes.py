@@ -325,8 +325,12 @@ def tool_output_attributes(result: Any) -> Attributes:
 def end_ok(span: Span) -> None:
     """End a span that succeeded with status OK (OpenInference sets it; UNSET reads as
     "unknown" in Phoenix). A span already marked ERROR keeps its status."""
-    span.set_status(Status(StatusCode.OK))
+    span.set_status(_OK)
     span.end()
+
+
+_OK = Status(StatusCode.OK)
+"""Shared: a ``Status`` is immutable, and building one per span costs more than ending it."""
 
 
 # Helpers ----------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from autellix_graph._dag import (
 )
 from autellix_graph._runtime import Runtime
 from autellix_graph._settings import Settings
-from autellix_graph._tracing import traceparent
+from autellix_graph._tracing import start_span, traceparent
 
 _log = logging.getLogger("autellix_graph")
 
@@ -530,10 +530,9 @@ def _start_span(
     """Start a span under ``parent``; build its attributes only if it is recorded (with no
     tracer provider configured, spans cost next to nothing)."""
     if parent is None or not parent.get_span_context().is_valid:
-        context = None  # no tracer configured: skip building a context nobody reads
+        span = start_span(runtime.tracer, name)  # no context built that nobody reads
     else:
-        context = trace.set_span_in_context(parent)
-    span = runtime.tracer.start_span(name, context=context)
+        span = runtime.tracer.start_span(name, context=trace.set_span_in_context(parent))
     if span.is_recording():
         span.set_attributes(attributes())
     return span
