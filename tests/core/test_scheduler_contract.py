@@ -6,10 +6,14 @@ mutation testing: a changed constant or branch here passed every other test).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from autellix_backend.core import (
     CallArrival,
+    CallProgress,
+    CallStatus,
     DuplicateError,
     ProcessTable,
     ProgramTracker,
@@ -18,6 +22,7 @@ from autellix_backend.core import (
     SlotBudget,
 )
 from autellix_backend.core.policies import ATLASPolicy
+from autellix_protocol.snapshot import ProgramSnapshot
 from tests.core._front import Front
 
 
@@ -84,3 +89,101 @@ def test_a_tracker_uses_the_policy_and_table_it_is_given() -> None:
     own.table.start_program("p", now=0.0)
     assert own.admit(CallArrival("a", "p"), now=0.0).priority == 0.0
     assert len(table) == 0
+
+
+def test_a_finished_call_records_when_it_finished() -> None:
+    sched = Scheduler()
+    sched.add_call(CallArrival("a", "p"), now=0.0)
+    sched.schedule(SlotBudget(1), now=1.0)
+    ended = sched.finish_call("a", now=3.0)
+    assert ended.finish_time == 3.0 and ended.status is CallStatus.FINISHED
+    assert ended.wait == 1.0
+
+
+def test_refresh_keeps_each_calls_own_critical_path_and_counts_what_it_touched() -> None:
+    sched = Scheduler(SchedulerConfig(policy="atlas_exact"))  # type: ignore[arg-type]
+    snapshot = ProgramSnapshot(service=1.0, critical_path=7.0)
+    call = sched.add_call(CallArrival("a", "p", snapshot=snapshot), now=0.0)
+    assert sched.refresh("p", ProgramSnapshot(service=9.0, critical_path=2.0)) == 1
+    assert call.snapshot.service == 9.0 and call.snapshot.critical_path == 7.0
+    assert sched.refresh("nobody", ProgramSnapshot()) == 0
+
+
+def test_refresh_keeps_a_waiting_calls_place_in_its_queue() -> None:
+    sched = Scheduler(_plas())
+    for call_id in ("first", "second"):
+        sched.add_call(CallArrival(call_id, call_id), now=0.0)
+    # first's program attained a little service elsewhere: still Q1, still first in it.
+    sched.refresh("first", ProgramSnapshot(service=0.5, total_service=0.5))
+    assert [c.call_id for c in sched.waiting()] == ["first", "second"]
+    assert [c.call_id for c in sched.schedule(SlotBudget(1), now=0.0).scheduled] == ["first"]
+
+
+def test_a_refreshed_wait_brings_the_promotion_forward() -> None:
+    sched = Scheduler(_plas(starvation_beta=2.0))
+    old = ProgramSnapshot(service=4.0, total_service=4.0)
+    sched.add_call(CallArrival("s", "old", snapshot=old), now=0.0)
+    sched.add_call(CallArrival("f", "fresh"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    # Alone, s would reach beta at 2 * 4 = 8; its program also waited 4 elsewhere: now 4.
+    sched.refresh("old", replace(old, total_wait=4.0))
+    assert sched.schedule(SlotBudget(1), now=3.9).promoted_ids == ()
+    assert sched.schedule(SlotBudget(1), now=4.0).promoted_ids == ("s",)
+
+
+def _plas(**overrides: object) -> SchedulerConfig:
+    settings: dict[str, object] = {
+        "policy": "plas",
+        "service_unit": "tokens",
+        "base_quantum": 1.0,
+        "num_queues": 4,
+        "starvation_beta": None,
+    }
+    settings.update(overrides)
+    return SchedulerConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_the_tracker_records_the_engine_and_the_outcome_of_each_call() -> None:
+    tracker = ProgramTracker("plas")
+    program = tracker.table.start_program("p", now=0.0)
+    call = tracker.admit(CallArrival("a", "p"), now=0.0, engine_id="e1")
+    assert call.engine_id == "e1" and program.engine_ids == {"e1"}
+    tracker.complete(call, 1.0)
+    assert call.status is CallStatus.FINISHED
+    # An aborted call's service counts, however small.
+    aborted = tracker.admit(CallArrival("b", "p"), now=1.0)
+    tracker.complete(aborted, 2.0, aborted=True, service=0.5)
+    assert aborted.status is CallStatus.ABORTED and program.service == 0.5
+
+
+def test_atlas_exact_paths_come_from_calls_that_ran_or_finished() -> None:
+    tracker = ProgramTracker("atlas_exact")
+    program = tracker.table.start_program("p", now=0.0)
+    quick, long, never = (
+        tracker.admit(CallArrival(c, "p"), now=0.0) for c in ("quick", "long", "never")
+    )
+    tracker.complete(long, 1.0, service=10.0)
+    tracker.complete(quick, 1.0, service=0.0)  # finished without a reported service
+    tracker.complete(never, 1.0, aborted=True, service=0.0)  # aborted before it ran
+    assert program.call_path_end == {"long": 10.0, "quick": 0.0}
+    # quick's child starts from quick's path, not from the program's longest one.
+    assert tracker.admit(CallArrival("child", "p", parent_ids=("quick",)), now=1.0).priority == 0.0
+
+
+def test_the_table_keeps_the_preemptions_and_promotions_its_engine_saw() -> None:
+    front = Front(_plas(starvation_beta=2.0))
+    for name in ("old", "fresh"):
+        front.table.start_program(name, now=0.0)
+    old = front.table.program("old")
+    old.service = old.total_service = 4.0
+    front.add_call(CallArrival("s", "old"), now=0.0)
+    front.add_call(CallArrival("f", "fresh"), now=0.0)
+    front.schedule(SlotBudget(1), now=0.0)  # f runs
+    front.schedule(SlotBudget(1), now=8.0)  # s promoted to Q1, behind f
+    front.update_from_step([CallProgress("f", num_decode_tokens=1)], 1.0, now=9.0)
+    assert [c.call_id for c in front.schedule(SlotBudget(1), now=9.0).preempted] == ["f"]
+    front.finish_call("s", now=10.0)
+    front.schedule(SlotBudget(1), now=10.0)
+    front.finish_call("f", now=11.0)
+    assert front.table.programs["old"].calls["s"].promotion_times == [8.0]
+    assert front.table.programs["fresh"].calls["f"].preempted_spans == [(9.0, 10.0)]
