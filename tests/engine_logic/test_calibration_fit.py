@@ -58,8 +58,12 @@ def test_load_scale_is_how_much_slower_the_recent_steps_ran_than_the_fit() -> No
         StepSample(2.5 * s.model_s, 2.5 * s.overhead_s, *dataclasses.astuple(s)[2:])
         for s in (_sample(rng) for _ in range(40))
     ]
-    slowed[0] = dataclasses.replace(slowed[0], model_s=100.0)  # one stalled step
     assert load_scale(TRUE, slowed) == pytest.approx(2.5)
+    stall = sum(s.model_s + s.overhead_s for s in slowed)  # one step as long as all the rest
+    stalled = [*slowed, dataclasses.replace(slowed[0], model_s=slowed[0].model_s + stall)]
+    assert (
+        load_scale(TRUE, stalled) > 4.5
+    )  # the stall doubles the replay's time; a median would not see it
     faster = scaled(TRUE, 2.5)
     assert load_scale(faster, slowed) == pytest.approx(1.0)
     assert faster.per_token_s == pytest.approx(2.5 * TRUE.per_token_s)

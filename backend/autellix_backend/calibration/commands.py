@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,12 +37,24 @@ def calibrate(
         float,
         typer.Option(help="Drop steps this many MADs slower than the fit (0 keeps all)."),
     ] = 5.0,
+    repeats: Annotated[
+        int,
+        typer.Option(
+            help="Fidelity repeats on one engine, each a short training replay that scales the "
+            "profile to the machine's load of that moment, then the check's replay (0: one "
+            "check with the unscaled profile)."
+        ),
+    ] = 0,
 ) -> None:
     """Measure step times on vLLM (prefill by length, decode by batch and context) and fit a
     simulator profile to them."""
+    if repeats < 0:
+        raise typer.BadParameter("must be >= 0", param_hint="--repeats")
     kv_bytes = kv_cache_mib * 2**20
     outliers = outlier_mads if outlier_mads > 0 else None
-    result = asyncio.run(_calibrate(out, name, model, max_num_seqs, kv_bytes, fidelity, outliers))
+    result = asyncio.run(
+        _calibrate(out, name, model, max_num_seqs, kv_bytes, fidelity, outliers, repeats)
+    )
     typer.echo(json.dumps(result, indent=2))
     if report is not None:
         report.write_text(json.dumps(result, indent=2) + "\n")
@@ -55,9 +68,10 @@ async def _calibrate(
     kv_bytes: int,
     fidelity: bool,
     outlier_mads: float | None,
+    repeats: int = 0,
 ) -> dict[str, Any]:
     from autellix_backend.calibration.fidelity import compare
-    from autellix_backend.calibration.fit import fit_profile
+    from autellix_backend.calibration.fit import fit_profile, load_scale, scaled
     from autellix_backend.calibration.probes import DECODE_BATCHES, run_probes
     from autellix_backend.calibration.steps import read_step_log
     from autellix_backend.calibration.workloads import poisson_mix
@@ -100,16 +114,16 @@ async def _calibrate(
                 "mean_step_s": fit.mean_step_s,
                 "fit_mean_abs_error_s": fit.mean_abs_error_s,
             }
-            if fidelity:
+            check_args: dict[str, Any] = {
+                "scheduler": scheduler,
+                "max_num_seqs": max_num_seqs,
+                "block_size": BLOCK_SIZE,
+                "num_kv_blocks": kv_tokens // BLOCK_SIZE,
+                "max_num_batched_tokens": MAX_BATCHED_TOKENS,
+            }
+            if fidelity and repeats == 0:
                 check = await compare(
-                    engine,
-                    poisson_mix(rate=1.0, num_programs=12),
-                    profile=str(out),
-                    scheduler=scheduler,
-                    max_num_seqs=max_num_seqs,
-                    block_size=BLOCK_SIZE,
-                    num_kv_blocks=kv_tokens // BLOCK_SIZE,
-                    max_num_batched_tokens=MAX_BATCHED_TOKENS,
+                    engine, poisson_mix(rate=1.0, num_programs=12), profile=str(out), **check_args
                 )
                 result["fidelity"] = {
                     "workload": "poisson_mix(rate=1.0, num_programs=12), PLAS",
@@ -119,6 +133,51 @@ async def _calibrate(
                     "real_p95_s": check.real.p95_s,
                     "sim_p95_s": check.simulated.p95_s,
                     "p95_error": check.p95_error,
+                }
+            runs: list[dict[str, Any]] = []
+            for i in range(repeats if fidelity else 0):
+                # Training replay, then the check's, back to back: the load the first one
+                # measures is the load the second one runs under.
+                seen = len(read_step_log(log_path))
+                await replay(
+                    engine,
+                    poisson_mix(rate=1.0, num_programs=6, seed=100 + i, prefix=f"train{i}-"),
+                    policy=Policy.PLAS,
+                )
+                scale = load_scale(fit.profile, read_step_log(log_path)[seen:])
+                profile_path = Path(tmp) / f"profile-{i}.json"
+                profile_path.write_text(json.dumps(scaled(fit.profile, scale).to_dict()))
+                seen = len(read_step_log(log_path))
+                check = await compare(
+                    engine,
+                    poisson_mix(rate=1.0, num_programs=12, prefix=f"check{i}-"),
+                    profile=str(profile_path),
+                    **check_args,
+                )
+                runs.append(
+                    {
+                        "load_scale": scale,
+                        # The same factor over the check's own steps, after the fact: when it
+                        # matches load_scale, the error is not in the steps' time.
+                        "check_load_scale": load_scale(fit.profile, read_step_log(log_path)[seen:]),
+                        "real_mean_s": check.real.mean_s,
+                        "sim_mean_s": check.simulated.mean_s,
+                        "mean_error": check.mean_error,
+                        "real_p95_s": check.real.p95_s,
+                        "sim_p95_s": check.simulated.p95_s,
+                        "p95_error": check.p95_error,
+                        "client_gap_s": check.client_gap_s,
+                    }
+                )
+            if runs:
+                result["repeats"] = {
+                    "workload": "poisson_mix(rate=1.0, num_programs=12), PLAS, after a "
+                    "6-program training replay that scales the profile",
+                    "runs": runs,
+                    "median_mean_error": statistics.median(r["mean_error"] for r in runs),
+                    "median_p95_error": statistics.median(r["p95_error"] for r in runs),
+                    "median_abs_mean_error": statistics.median(abs(r["mean_error"]) for r in runs),
+                    "median_abs_p95_error": statistics.median(abs(r["p95_error"]) for r in runs),
                 }
         finally:
             await engine.aclose()

@@ -32,6 +32,9 @@ class Fidelity:
 
     real: LatencyStats
     simulated: LatencyStats
+    client_gap_s: float = 0.0
+    """Mean per program of the real time between a call's last parent finishing and the call
+    being sent (the client's own time, which the simulator counts as zero)."""
 
     @property
     def mean_error(self) -> float:
@@ -68,7 +71,18 @@ async def compare(
         ),
     )
     simulated = run_simulation(programs, config)
+    finished = {c.call_id: c.finish_time for c in real.calls}
+    sent = {c.call_id: c.send_time for c in real.calls}
+    gaps = [
+        sum(
+            sent[c.call_id] - max(finished[p] for p in c.parent_ids)
+            for c in program.calls
+            if c.parent_ids and c.call_id in sent and all(p in finished for p in c.parent_ids)
+        )
+        for program in programs
+    ]
     return Fidelity(
         real=LatencyStats.of([p.latency for p in real.programs]),
         simulated=LatencyStats.of([p.latency for p in simulated.programs]),
+        client_gap_s=statistics.mean(gaps) if gaps else 0.0,
     )

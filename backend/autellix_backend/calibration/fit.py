@@ -12,7 +12,6 @@ inflate every cost.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,17 +87,18 @@ TIME_TERMS = (*MODEL_TERMS, *OVERHEAD_TERMS)
 
 
 def load_scale(profile: LinearCostModel, samples: Sequence[StepSample]) -> float:
-    """Median of measured over predicted step time on ``samples``.
+    """Measured over predicted total step time of ``samples``.
 
-    On a shared machine every step slows by about the same factor when neighbours load it; the
-    median ratio over steps measured just before a replay is that factor for the replay.
+    On a shared machine neighbours slow the engine's steps, most by a little and a few (the
+    steps the OS preempted) by a lot; a replay's latency adds them all up, so the factor that
+    carries a profile to the load of the moment is the ratio of the sums, not a typical step's.
     """
     if not samples:
         raise ValueError("need at least one step sample")
-    ratios = [_measured(s) / p for s in samples if (p := _predict(profile, s)) > 0]
-    if not ratios:
+    predicted = sum(_predict(profile, s) for s in samples)
+    if predicted <= 0:
         raise ValueError("the profile predicts zero time for every sample")
-    return statistics.median(ratios)
+    return sum(_measured(s) for s in samples) / predicted
 
 
 def scaled(profile: LinearCostModel, factor: float) -> LinearCostModel:
