@@ -17,7 +17,7 @@ def test_the_default_rule_is_the_documented_one() -> None:
     assert rule.ttl_slack == 2.0
     assert rule.max_ttl == 30.0
     assert rule.min_pressure == 0.05
-    assert rule.memory_value == 0.1
+    assert rule.memory_value == 1.0
     assert rule.max_held_fraction == 1.0
     assert rule.held_limit(1000) == 1000
 
@@ -154,7 +154,7 @@ def test_the_mode_is_parsed_as_users_type_it() -> None:
 
 
 def test_a_one_block_pool_still_holds() -> None:
-    rule = RetentionRule()
+    rule = RetentionRule(memory_value=0.1)
     # cost 0.1 * 1 * 1/1 = 0.1/s; break-even 10 s; the TTL is 2 * 2 s.
     assert _ttl(rule, recompute=1.0, blocks=1, used=1, total=1) == pytest.approx(4.0)
 
