@@ -187,3 +187,16 @@ def test_the_table_keeps_the_preemptions_and_promotions_its_engine_saw() -> None
     front.finish_call("f", now=11.0)
     assert front.table.programs["old"].calls["s"].promotion_times == [8.0]
     assert front.table.programs["fresh"].calls["f"].preempted_spans == [(9.0, 10.0)]
+
+
+def test_ended_calls_leave_nothing_behind_in_the_queues() -> None:
+    sched = Scheduler(_plas())
+    for call_id in ("a", "b", "c"):
+        sched.add_call(CallArrival(call_id, "p"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    sched.finish_call("a", now=1.0)
+    sched.abort_call("b", now=1.0)
+    # A long-running gateway must not grow with every call it ever queued.
+    assert list(sched.queue.tickets) == ["c"] and sched.queue.lengths() == [1, 0, 0, 0]
+    sched.finish_call("c", now=2.0)
+    assert sched.queue.tickets == {} and len(sched.queue) == 0 and sched.program_ids() == []
