@@ -1,16 +1,19 @@
 """KV retention through tool calls, and cache-aware routing, side by side on the simulator.
 
-    python benchmarks/bench_kv_retention.py [--programs 120] [--rate 0.5] [--kv-blocks 1024]
+    python benchmarks/bench_kv_retention.py [--programs 120] [--rates 1 1.5 2] \
+        [--kv-blocks 2048 4096]
 
 One run of the ``bfcl_tools`` workload (BFCL multi-turn programs whose tool steps take their
 API's time) on 4 simulated A100 engines (Llama-3-8B profile) with a small KV cache, so other
-programs' prefills evict a program's prefix during its tool calls. Every combination of
-``kv_retention`` (off, ttl, dag) and balancer (locality, prefix_aware, cache_aware) sees the
-same arrivals. Reported per combination: mean and P95 program latency, the prefill tokens
-recomputed (prompt tokens a program had already computed in its previous call that were
-not found in the prefix cache), all prefill tokens computed, and the prefix hit rate.
-Writes a Markdown table to stdout and, with ``--out DIR``, ``kv_retention.json`` and a bar
-chart ``kv_retention.png``. Targets (issue 18): >= 1.3x lower mean program latency and
+programs' prefills evict a program's prefix during its tool calls, at each arrival rate and
+KV size given (a load sweep: recomputation eats engine capacity, so it only shows in latency
+once the engines are busy). At each (rate, KV size), every combination of ``kv_retention``
+(off, ttl, dag) and balancer (locality, prefix_aware, cache_aware) sees the same arrivals.
+Reported per combination: mean and P95 program latency, the prefill tokens recomputed
+(prompt tokens a program had already computed in its previous call that were not found in
+the prefix cache), all prefill tokens computed, and the prefix hit rate. Writes a Markdown
+table to stdout and, with ``--out DIR``, ``kv_retention.json`` and ``kv_retention.png`` (the
+off/on ratios against the rate). Targets (issue 18): >= 1.3x lower mean program latency and
 >= 2x fewer recomputed prefill tokens with retention than without.
 """
 
@@ -36,6 +39,8 @@ BALANCERS = ("locality", "prefix_aware", "cache_aware")
 class Row:
     """What one combination measured."""
 
+    rate: float
+    kv_blocks: int
     retention: str
     balancer: str
     mean_latency: float
@@ -62,16 +67,24 @@ def recomputed_tokens(calls: tuple[CallResult, ...], programs: list[ProgramSpec]
 
 
 def measure(
-    programs: list[ProgramSpec], retention: str, balancer: str, args: argparse.Namespace
+    programs: list[ProgramSpec],
+    retention: str,
+    balancer: str,
+    args: argparse.Namespace,
+    *,
+    rate: float,
+    kv_blocks: int,
 ) -> Row:
     config = SimConfig(
         scheduler=SchedulerConfig(
             kv_retention=KVRetention(retention),
             retention_rule=RetentionRule(
-                ttl_slack=args.ttl_slack, max_held_fraction=args.held_fraction
+                ttl_slack=args.ttl_slack,
+                max_held_fraction=args.held_fraction,
+                memory_value=args.memory_value,
             ),
         ),
-        engine=EngineConfig(profile="a100-llama3-8b", num_kv_blocks=args.kv_blocks),
+        engine=EngineConfig(profile="a100-llama3-8b", num_kv_blocks=kv_blocks),
         num_engines=4,
         balancer=balancer,
         seed=args.seed,
@@ -83,6 +96,8 @@ def measure(
     query = sum(e.prefix_query_tokens for e in result.engines)
     hits = sum(e.prefix_hit_tokens for e in result.engines)
     return Row(
+        rate=rate,
+        kv_blocks=kv_blocks,
         retention=retention,
         balancer=balancer,
         mean_latency=statistics.fmean(latencies),
@@ -95,18 +110,20 @@ def measure(
 
 
 def table(rows: list[Row]) -> str:
-    off = {r.balancer: r for r in rows if r.retention == "off"}
+    off = {(r.rate, r.kv_blocks, r.balancer): r for r in rows if r.retention == "off"}
     lines = [
-        "| retention | balancer | mean latency s | P95 s | recomputed prefill tokens "
-        "| all prefill tokens | hit rate | latency off/on | recomputed off/on |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rate /s | KV blocks | retention | balancer | mean latency s | P95 s "
+        "| recomputed prefill tokens | all prefill tokens | hit rate | latency off/on "
+        "| recomputed off/on |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        base = off[r.balancer]
+        base = off.get((r.rate, r.kv_blocks, r.balancer), r)
         ratio = base.mean_latency / r.mean_latency
         recompute = base.recomputed_tokens / r.recomputed_tokens if r.recomputed_tokens else 0.0
         lines.append(
-            f"| {r.retention} | {r.balancer} | {r.mean_latency:.2f} | {r.p95_latency:.2f} "
+            f"| {r.rate:g} | {r.kv_blocks:,} | {r.retention} | {r.balancer} "
+            f"| {r.mean_latency:.2f} | {r.p95_latency:.2f} "
             f"| {r.recomputed_tokens:,} | {r.prefill_tokens:,} | {r.hit_rate:.1%} "
             f"| {ratio:.2f}x | {recompute:.2f}x |"
         )
@@ -114,26 +131,64 @@ def table(rows: list[Row]) -> str:
 
 
 def plot(rows: list[Row], path: Path) -> None:
+    """Latency and recomputation with retention on, relative to off, against the load."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by: dict[str, dict[str, Row]] = defaultdict(dict)
+    off = {(r.rate, r.kv_blocks, r.balancer): r for r in rows if r.retention == "off"}
+    lines: dict[tuple[int, str, str], list[Row]] = defaultdict(list)
     for r in rows:
-        by[r.retention][r.balancer] = r
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    width = 0.8 / len(by)
-    for i, (retention, per) in enumerate(by.items()):
-        xs = [j + i * width for j in range(len(BALANCERS))]
-        axes[0].bar(xs, [per[b].mean_latency for b in BALANCERS], width, label=retention)
-        axes[1].bar(xs, [per[b].recomputed_tokens / 1e3 for b in BALANCERS], width)
-    titles = ("mean program latency (s)", "recomputed prefill (k tokens)")
+        if r.retention != "off":
+            lines[(r.kv_blocks, r.retention, r.balancer)].append(r)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for (kv, retention, balancer), points in sorted(lines.items()):
+        points.sort(key=lambda r: r.rate)
+        bases = [off[(r.rate, r.kv_blocks, r.balancer)] for r in points]
+        rates = [r.rate for r in points]
+        label = f"{retention} + {balancer}, {kv:,} blocks"
+        style = "-" if retention == "dag" else "--"
+        axes[0].plot(
+            rates,
+            [b.mean_latency / r.mean_latency for r, b in zip(points, bases, strict=True)],
+            style,
+            marker="o",
+            label=label,
+        )
+        axes[1].plot(
+            rates,
+            [
+                b.recomputed_tokens / max(r.recomputed_tokens, 1)
+                for r, b in zip(points, bases, strict=True)
+            ],
+            style,
+            marker="o",
+        )
+    by_balancer: dict[tuple[int, str], list[Row]] = defaultdict(list)
+    for r in off.values():
+        by_balancer[(r.kv_blocks, r.balancer)].append(r)
+    for (kv, balancer), points in sorted(by_balancer.items()):
+        points.sort(key=lambda r: r.rate)
+        axes[2].plot(
+            [r.rate for r in points],
+            [r.mean_latency for r in points],
+            marker="o",
+            label=f"off + {balancer}, {kv:,} blocks",
+        )
+    axes[0].axhline(1.3, color="grey", lw=0.8, ls=":")
+    axes[1].axhline(2.0, color="grey", lw=0.8, ls=":")
+    titles = (
+        "mean program latency, off / on (target 1.3x)",
+        "recomputed prefill tokens, off / on (target 2x)",
+        "mean program latency (s), retention off",
+    )
     for ax, title in zip(axes, titles, strict=True):
-        ax.set_xticks([j + width for j in range(len(BALANCERS))], BALANCERS)
-        ax.set_title(title)
-    axes[0].legend(title="kv_retention", loc="lower left", framealpha=0.9)
-    fig.suptitle("bfcl_tools, 4 x A100 (Llama-3-8B profile), small KV cache")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("programs / s")
+    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
+    fig.suptitle("bfcl_tools, 4 x A100 (Llama-3-8B profile), small KV cache, PLAS")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -141,10 +196,20 @@ def plot(rows: list[Row], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=120)
-    parser.add_argument("--rate", type=float, default=0.5, help="programs per second")
-    parser.add_argument("--kv-blocks", type=int, default=1024, help="16-token blocks/engine")
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=[1.0, 1.5, 2.0], help="programs per second"
+    )
+    parser.add_argument(
+        "--kv-blocks", type=int, nargs="+", default=[2048], help="16-token blocks per engine"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ttl-slack", type=float, default=RetentionRule().ttl_slack)
+    parser.add_argument(
+        "--memory-value",
+        type=float,
+        default=RetentionRule().memory_value,
+        help="engine-seconds lost per second the whole KV pool is held at full pressure",
+    )
     parser.add_argument(
         "--held-fraction",
         type=float,
@@ -155,14 +220,18 @@ def main() -> None:
     parser.add_argument("--balancers", nargs="+", default=list(BALANCERS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    programs = make_workload(
-        "bfcl_tools", args.programs, seed=args.seed, arrivals="poisson", rate=args.rate
-    )
-    rows = [
-        measure(programs, retention, balancer, args)
-        for retention in args.retention
-        for balancer in args.balancers
-    ]
+    rows: list[Row] = []
+    for rate in args.rates:
+        programs = make_workload(
+            "bfcl_tools", args.programs, seed=args.seed, arrivals="poisson", rate=rate
+        )
+        for kv_blocks in args.kv_blocks:
+            for retention in args.retention:
+                for balancer in args.balancers:
+                    rows.append(
+                        measure(programs, retention, balancer, args, rate=rate, kv_blocks=kv_blocks)
+                    )
+                    print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(table(rows))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -171,7 +240,7 @@ def main() -> None:
             "rows": [dataclasses.asdict(r) for r in rows],
         }
         (args.out / "kv_retention.json").write_text(json.dumps(data, indent=1))
-        if set(args.balancers) == set(BALANCERS):
+        if "off" in args.retention:
             plot(rows, args.out / "kv_retention.png")
 
 
