@@ -82,6 +82,28 @@ class Completed:
     """The engine's own whole response (``openai_native`` engines)."""
 
 
+@dataclass(slots=True)
+class _Whole:
+    """A non-streamed call's output as its chunks come."""
+
+    pieces: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: EngineUsage | None = None
+    response: Mapping[str, Any] | None = None
+
+    def add(self, chunk: EngineChunk) -> None:
+        self.pieces.append(chunk.text)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.event is not None:
+            self.response = chunk.event
+
+    def completed(self) -> Completed:
+        return Completed("".join(self.pieces), self.finish_reason, self.usage, self.response)
+
+
 class Gateway:
     """Admits, relays and closes calls."""
 
@@ -189,21 +211,24 @@ class Gateway:
     # Relaying ------------------------------------------------------------------
 
     async def collect(self, call: OpenCall) -> Completed:
-        """Run the call to its end and return the whole output."""
-        pieces: list[str] = []
-        finish_reason: str | None = None
-        usage: EngineUsage | None = None
-        response: Mapping[str, Any] | None = None
-        async for chunk in call.stream:
+        """Run the call to its end and return the whole output.
+
+        Woken by the first chunk (its time is the call's first token) and then once by the
+        end, not by each chunk: the output is only needed whole.
+        """
+        whole = _Whole()
+        first = await call.stream.next()
+        if first is None:
+            return whole.completed()
+        self._on_chunk(call, first)
+        whole.add(first)
+        chunks, error = await call.stream.rest()
+        for chunk in chunks:
             self._on_chunk(call, chunk)
-            pieces.append(chunk.text)
-            if chunk.finish_reason is not None:
-                finish_reason = chunk.finish_reason
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if chunk.event is not None:
-                response = chunk.event
-        return Completed("".join(pieces), finish_reason, usage, response)
+            whole.add(chunk)
+        if error is not None:
+            raise error
+        return whole.completed()
 
     def body(self, call: OpenCall, done: Completed) -> dict[str, Any]:
         if done.response is not None:

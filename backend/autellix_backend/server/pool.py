@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from autellix_backend.engines.base import EngineAdapter, EngineChunk, EngineError, EngineRequest
 from autellix_backend.routing import EngineView, RouteRequest, make_balancer
@@ -30,7 +29,6 @@ from autellix_backend.server.supervision import (
 log = logging.getLogger("autellix.server.pool")
 
 ABORT_TIMEOUT_S = 5.0
-T = TypeVar("T")
 
 
 MAX_PROBE_TIMEOUTS = 3
@@ -69,30 +67,53 @@ class EngineSlot:
         return self.state is EngineState.HEALTHY
 
 
-class _Handoff(Generic[T]):
-    """Items from the pump to the call's one reader, in order (``asyncio.Queue`` without its
-    bound, task counting and many getters: a quarter of its work per item)."""
+_Item = EngineChunk | BaseException | None
+"""What the pump hands on: a chunk, the error that ended the call, or None at its end."""
 
-    __slots__ = ("_items", "_waiter")
+
+class _Handoff:
+    """Items from the pump to the call's one reader, in order (``asyncio.Queue`` without its
+    bound, task counting and many getters: a quarter of its work per item). A reader that
+    waits for the call's end (``until_end``) is woken once by it, not by every chunk."""
+
+    __slots__ = ("_items", "_until_end", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[T] = deque()
+        self._items: deque[_Item] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._until_end = False
 
-    def put_nowait(self, item: T) -> None:
+    def put_nowait(self, item: _Item) -> None:
         self._items.append(item)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if waiter is None or waiter.done():
+            return
+        if not self._until_end or not isinstance(item, EngineChunk):
             waiter.set_result(None)
 
-    async def get(self) -> T:
+    async def get(self) -> _Item:
         while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         return self._items.popleft()
+
+    async def until_end(self) -> list[_Item]:
+        """Every item up to and with the end (None or an error), once the end has come."""
+        self._until_end = True
+        try:
+            while not any(not isinstance(item, EngineChunk) for item in self._items):
+                await self._wait()
+        finally:
+            self._until_end = False
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
 
 class CallStream:
@@ -102,7 +123,7 @@ class CallStream:
         self.slot = slot
         self.request = request
         self._pool = pool
-        self._queue: _Handoff[EngineChunk | BaseException | None] = _Handoff()
+        self._queue = _Handoff()
         self._failed = False
         slot.inflight[request.request_id] = self
         self._task = asyncio.create_task(self._pump(), name=f"pump-{request.request_id}")
@@ -115,6 +136,23 @@ class CallStream:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+    async def next(self) -> EngineChunk | None:
+        """The next chunk, or None at the end; raises the error that ended the call."""
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def rest(self) -> tuple[list[EngineChunk], BaseException | None]:
+        """The chunks still to come and the error that ended the call (None: it finished),
+        once it has ended: one wake for them all, for a reader that needs the whole call."""
+        chunks: list[EngineChunk] = []
+        for item in await self._queue.until_end():
+            if not isinstance(item, EngineChunk):
+                return chunks, item
+            chunks.append(item)
+        raise AssertionError("until_end returned without the end")  # pragma: no cover
 
     def fail(self, error: APIError) -> None:
         """Stop the call with ``error`` (its engine left rotation)."""
