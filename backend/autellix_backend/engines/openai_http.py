@@ -39,6 +39,10 @@ from autellix_backend.engines.base import (
 log = logging.getLogger("autellix.engines.http")
 
 _PATHS = {RequestKind.CHAT: "/v1/chat/completions", RequestKind.COMPLETION: "/v1/completions"}
+_IDLE_S = 4.0
+"""Seconds an idle pooled connection is kept: under uvicorn's (and so vLLM's) 5 s keep-alive,
+so the gateway never reuses a connection the server is closing (a call would fail with
+"Can not write request body" and take the engine out of rotation)."""
 _READ_BUFFER = 1 << 22
 """aiohttp's read buffer; a streamed event (one line) may be up to twice this (logprobs)."""
 
@@ -107,6 +111,7 @@ class OpenAIHTTPEngine(EngineAdapter):
             )
         if self._session is None:
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(keepalive_timeout=_IDLE_S),
                 timeout=self._call_timeout,
                 headers={**self._headers, "Content-Type": "application/json"},
                 read_bufsize=_READ_BUFFER,
