@@ -30,6 +30,8 @@ STYLE = {
     "atlas": ("tab:green", "^"),
     "atlas_exact": ("tab:olive", "v"),
     "srpt": ("black", "*"),
+    "mlfq-nostarve": ("navajowhite", "s"),
+    "plas-nostarve": ("lightsteelblue", "o"),
 }
 
 

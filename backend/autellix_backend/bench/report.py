@@ -156,7 +156,8 @@ def _makespan_table(records: Sequence[RunRecord]) -> str:
     lines = ["## Offline makespan (Figure 16), seconds\n", "| " + " | ".join(head) + " |"]
     lines.append("|" + "---|" * len(head))
     for n, row in table.items():
-        lines.append("| " + " | ".join([str(n), *(f"{row.get(s, 0):.1f}" for s in systems)]) + " |")
+        cells = (f"{row[s]:.1f}" if s in row else "not run" for s in systems)
+        lines.append("| " + " | ".join([str(n), *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
