@@ -200,3 +200,13 @@ def test_ended_calls_leave_nothing_behind_in_the_queues() -> None:
     assert list(sched.queue.tickets) == ["c"] and sched.queue.lengths() == [1, 0, 0, 0]
     sched.finish_call("c", now=2.0)
     assert sched.queue.tickets == {} and len(sched.queue) == 0 and sched.program_ids() == []
+
+
+def test_a_decision_lists_as_started_only_the_calls_that_start_now() -> None:
+    sched = Scheduler(_plas())
+    sched.add_call(CallArrival("a", "p"), now=0.0)
+    assert [c.call_id for c in sched.schedule(SlotBudget(2), now=0.0).started] == ["a"]
+    sched.add_call(CallArrival("b", "q"), now=1.0)
+    decision = sched.schedule(SlotBudget(2), now=1.0)
+    assert [c.call_id for c in decision.scheduled] == ["a", "b"]
+    assert [c.call_id for c in decision.started] == ["b"]

@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from autellix_backend.core import CallArrival, InvalidCallError
+from autellix_backend.core import (
+    CallArrival,
+    CallStatus,
+    InvalidCallError,
+    InvalidTransitionError,
+    ProcessTable,
+)
 from autellix_protocol.snapshot import ProgramSnapshot
 
 
@@ -38,3 +44,46 @@ def test_a_malformed_call_is_refused_with_what_is_wrong(arrival: CallArrival, me
 
 def test_the_edges_of_a_call_are_accepted() -> None:
     CallArrival("c", "p", prompt_tokens=0, max_tokens=0, oracle_remaining=0.0).validate()
+
+
+def test_a_call_record_keeps_what_the_call_arrived_with() -> None:
+    table = ProcessTable()
+    table.start_program("p", now=0.0)
+    arrival = CallArrival(
+        "c",
+        "p",
+        thread_id="t",
+        parent_ids=("a", "b"),
+        prompt_tokens=7,
+        max_tokens=9,
+        oracle_remaining=3.5,
+    )
+    call = table.add_call(arrival, now=2.5, priority=1.0)
+    assert (call.parent_ids, call.prompt_tokens, call.max_tokens) == (("a", "b"), 7, 9)
+    assert (call.arrival_time, call.waiting_since, call.oracle_remaining) == (2.5, 2.5, 3.5)
+    assert call.first_scheduled_time is None
+
+
+def test_a_call_keeps_its_first_start_and_closes_its_preemption_on_restart() -> None:
+    table = ProcessTable()
+    table.start_program("p", now=0.0)
+    call = table.add_call(CallArrival("c", "p"), now=0.0, priority=0.0)
+    table.mark_running(call, 1.0)
+    table.mark_preempted(call, 2.0)
+    table.mark_running(call, 4.0)
+    assert call.first_scheduled_time == 1.0
+    assert call.preempted_spans == [(2.0, 4.0)] and call.status is CallStatus.RUNNING
+    assert call.wait == 3.0  # 0-1 queued, 2-4 preempted
+
+
+def test_impossible_transitions_are_refused_by_name() -> None:
+    table = ProcessTable()
+    table.start_program("p", now=0.0)
+    call = table.add_call(CallArrival("c", "p"), now=0.0, priority=0.0)
+    with pytest.raises(InvalidTransitionError, match=r"^call 'c' is not running$"):
+        table.mark_preempted(call, 1.0)
+    table.complete_call(call, 1.0)
+    with pytest.raises(InvalidTransitionError, match=r"^call 'c' is already FINISHED$"):
+        table.mark_running(call, 2.0)
+    with pytest.raises(InvalidTransitionError, match=r"^call 'c' is already FINISHED$"):
+        table.complete_call(call, 2.0)
