@@ -436,25 +436,23 @@ class AutellixSchedulerMixin(_SchedulerBase):
         progress: list[CallProgress] = []
         for req_id, num_tokens in scheduler_output.num_scheduled_tokens.items():
             call_id = call_of.get(req_id)
+            if call_id is None or call_id not in calls:
+                continue
             request = requests.get(req_id)
-            if call_id is None or request is None or call_id not in calls:
+            if request is None:
                 continue
             row = index.get(req_id)
             num_sampled = len(sampled[row]) if sampled and row is not None else 0
-            # A chunk that samples and whose last position is an output token was a decode
-            # of that token; every other scheduled token is prefill (or recompute).
-            start = starts.get(req_id)
-            if start is None:  # not recorded: the step's positions are the request's now
-                start = request.num_computed_tokens - num_tokens
-            decodes = num_sampled > 0 and start + num_tokens > request.num_prompt_tokens
-            num_prefill = num_tokens - (1 if decodes else 0)
-            progress.append(
-                CallProgress(
-                    call_id=call_id,
-                    num_prefill_tokens=max(0, num_prefill),
-                    num_decode_tokens=num_sampled,
-                )
-            )
+            num_prefill = num_tokens
+            if num_sampled:
+                # A chunk that samples and whose last position is an output token was a decode
+                # of that token; every other scheduled token is prefill (or recompute).
+                start = starts.get(req_id)
+                if start is None:  # not recorded: the step's positions are the request's now
+                    start = request.num_computed_tokens - num_tokens
+                if start + num_tokens > request.num_prompt_tokens:
+                    num_prefill = max(0, num_tokens - 1)
+            progress.append(CallProgress(call_id, num_prefill, num_sampled))
         return progress
 
     def _step_record(
