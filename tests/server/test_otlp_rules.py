@@ -135,7 +135,7 @@ def test_the_answer_and_the_metrics_count_placed_and_rejected_spans(server: Live
         tool("counted", "a"),
     ]
     rejected = [span("no-program", {KIND: "tool"}), span("no-kind")]
-    rejected.append(tool("counted", "c", {KIND: "mystery"}))
+    rejected += [tool("counted", "c", {KIND: "mystery"}), tool("counted", "d", {KIND: ["tool"]})]
     before = {
         n: server.metric("autellix_otlp_spans_total", result=n) for n in ("placed", "unplaced")
     }
@@ -143,11 +143,11 @@ def test_the_answer_and_the_metrics_count_placed_and_rejected_spans(server: Live
     mixed = post(server, *placed, *rejected)
     assert not clean.HasField("partial_success")
     assert (mixed.partial_success.rejected_spans, mixed.partial_success.error_message) == (
-        3,
+        4,
         DROPPED,
     )
     after = {n: server.metric("autellix_otlp_spans_total", result=n) for n in before}
-    assert (after["placed"] - before["placed"], after["unplaced"] - before["unplaced"]) == (4, 3)
+    assert (after["placed"] - before["placed"], after["unplaced"] - before["unplaced"]) == (4, 4)
 
 
 def test_which_attribute_names_the_program(server: LiveServer) -> None:
