@@ -15,11 +15,13 @@ from autellix_backend.core import (
     CallProgress,
     CallStatus,
     DuplicateError,
+    InvalidCallError,
     ProcessTable,
     ProgramTracker,
     Scheduler,
     SchedulerConfig,
     SlotBudget,
+    UnknownCallError,
 )
 from autellix_backend.core.policies import ATLASPolicy
 from autellix_protocol.snapshot import ProgramSnapshot
@@ -210,3 +212,32 @@ def test_a_decision_lists_as_started_only_the_calls_that_start_now() -> None:
     decision = sched.schedule(SlotBudget(2), now=1.0)
     assert [c.call_id for c in decision.scheduled] == ["a", "b"]
     assert [c.call_id for c in decision.started] == ["b"]
+
+
+def test_a_call_is_demoted_queue_by_queue_down_to_the_last() -> None:
+    sched = Scheduler(_plas(quantum_growth=2.0))
+    call = sched.add_call(CallArrival("a", "p"), now=0.0)
+    levels = []
+    for step in range(9):
+        sched.schedule(SlotBudget(1), now=float(step))
+        sched.update_from_step([CallProgress("a", num_decode_tokens=1)], 1.0, now=step + 1.0)
+        levels.append(call.level)
+    # Quanta 1, 2, 4 tokens, then the last queue keeps it.
+    assert levels == [1, 1, 2, 2, 2, 2, 3, 3, 3]
+
+
+def test_step_reports_are_checked_before_anything_is_credited() -> None:
+    sched = Scheduler(_plas())
+    call = sched.add_call(CallArrival("a", "p"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    with pytest.raises(InvalidCallError, match=r"^step_time must be >= 0, got -0.5$"):
+        sched.update_from_step([], -0.5, now=1.0)
+    bad = CallProgress("a", num_decode_tokens=-1)
+    with pytest.raises(InvalidCallError, match=r"^token counts in a step must be >= 0$"):
+        sched.update_from_step([bad], 1.0, now=1.0)
+    good = CallProgress("a", num_decode_tokens=1)
+    with pytest.raises(UnknownCallError, match=r"^unknown call 'x'$"):
+        sched.update_from_step([good, CallProgress("x", num_decode_tokens=1)], 1.0, now=1.0)
+    assert call.service == 0.0
+    sched.update_from_step([good], 0.0, now=1.0)  # a step may take no time
+    assert call.service == 1.0 and call.num_output_tokens == 1

@@ -9,11 +9,14 @@ import pytest
 
 from autellix_backend.core import (
     CallArrival,
+    CallRecord,
     CallStatus,
     InvalidCallError,
     InvalidTransitionError,
     ProcessTable,
 )
+from autellix_backend.core.process_table import MAX_CALL_EVENTS
+from autellix_protocol.snapshot import ZERO_SNAPSHOT as ZERO
 from autellix_protocol.snapshot import ProgramSnapshot
 
 
@@ -87,3 +90,27 @@ def test_impossible_transitions_are_refused_by_name() -> None:
         table.mark_running(call, 2.0)
     with pytest.raises(InvalidTransitionError, match=r"^call 'c' is already FINISHED$"):
         table.complete_call(call, 2.0)
+
+
+def test_a_call_keeps_the_first_64_preemptions_and_promotions_and_counts_them_all() -> None:
+    call = CallRecord.arriving(CallArrival("c", "p"), 0.0, priority=0.0, seq=1, snapshot=ZERO)
+    for i in range(70):
+        call.start(2.0 * i)
+        call.preempt(2.0 * i + 1.0)
+        call.record_promotion(2.0 * i + 1.5)
+    call.start(140.0)
+    assert call.num_preemptions == 70
+    assert call.preempted_spans is not None and len(call.preempted_spans) == MAX_CALL_EVENTS
+    assert call.preempted_spans[:2] == [(1.0, 2.0), (3.0, 4.0)]
+    assert call.preempted_spans[-1] == (127.0, 128.0)  # the 64th, closed when it ended
+    assert call.promotion_times is not None and len(call.promotion_times) == MAX_CALL_EVENTS
+    assert call.promotion_times[:2] == [1.5, 3.5] and call.promotion_times[-1] == 127.5
+
+
+def test_closing_a_preempted_call_ends_its_preemption() -> None:
+    call = CallRecord.arriving(CallArrival("c", "p"), 0.0, priority=0.0, seq=1, snapshot=ZERO)
+    call.start(1.0)
+    call.preempt(2.0)
+    call.close(5.0)  # finished by default
+    assert call.status is CallStatus.FINISHED and call.preempted_spans == [(2.0, 5.0)]
+    assert call.wait == 4.0 and call.finish_time == 5.0
