@@ -32,9 +32,6 @@ class Fidelity:
 
     real: LatencyStats
     simulated: LatencyStats
-    client_gap_s: float = 0.0
-    """Mean per program of the real time between a call's last parent finishing and the call
-    being sent (the client's own time, which the simulator counts as zero)."""
 
     @property
     def mean_error(self) -> float:
@@ -44,6 +41,31 @@ class Fidelity:
     @property
     def p95_error(self) -> float:
         return (self.simulated.p95_s - self.real.p95_s) / self.real.p95_s
+
+
+def simulate(
+    programs: Sequence[ProgramSpec],
+    *,
+    profile: str,
+    scheduler: SchedulerConfig,
+    max_num_seqs: int,
+    block_size: int,
+    num_kv_blocks: int,
+    max_num_batched_tokens: int,
+) -> LatencyStats:
+    """Program latency of ``programs`` on the simulator set up like the calibrated engine."""
+    config = SimConfig(
+        scheduler=scheduler,
+        engine=EngineConfig(
+            profile=profile,
+            max_num_seqs=max_num_seqs,
+            block_size=block_size,
+            num_kv_blocks=num_kv_blocks,
+            max_num_batched_tokens=max_num_batched_tokens,
+            preemption_mode=PreemptionMode.RECOMPUTE,
+        ),
+    )
+    return LatencyStats.of([p.latency for p in run_simulation(programs, config).programs])
 
 
 async def compare(
@@ -59,30 +81,15 @@ async def compare(
 ) -> Fidelity:
     """Replay ``programs`` on ``engine`` (running the plugin) and simulate them with ``profile``."""
     real = await replay(engine, programs, policy=scheduler.policy, hint=PriorityHint.SERVICE)
-    config = SimConfig(
-        scheduler=scheduler,
-        engine=EngineConfig(
+    return Fidelity(
+        real=LatencyStats.of([p.latency for p in real.programs]),
+        simulated=simulate(
+            programs,
             profile=profile,
+            scheduler=scheduler,
             max_num_seqs=max_num_seqs,
             block_size=block_size,
             num_kv_blocks=num_kv_blocks,
             max_num_batched_tokens=max_num_batched_tokens,
-            preemption_mode=PreemptionMode.RECOMPUTE,
         ),
-    )
-    simulated = run_simulation(programs, config)
-    finished = {c.call_id: c.finish_time for c in real.calls}
-    sent = {c.call_id: c.send_time for c in real.calls}
-    gaps = [
-        sum(
-            sent[c.call_id] - max(finished[p] for p in c.parent_ids)
-            for c in program.calls
-            if c.parent_ids and c.call_id in sent and all(p in finished for p in c.parent_ids)
-        )
-        for program in programs
-    ]
-    return Fidelity(
-        real=LatencyStats.of([p.latency for p in real.programs]),
-        simulated=LatencyStats.of([p.latency for p in simulated.programs]),
-        client_gap_s=statistics.mean(gaps) if gaps else 0.0,
     )
