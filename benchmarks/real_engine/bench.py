@@ -13,13 +13,24 @@ Same engine settings for every variant:
   (``async_scheduling=False``: what any plain ``Scheduler`` subclass costs a GPU);
 - ``autellix_async``: the same plugin left to vLLM's own choice, which on a GPU is async
   scheduling, so the plugin runs as ``AutellixAsyncScheduler`` (GPU only: vLLM's CPU platform
-  turns async scheduling off for every scheduler).
+  turns async scheduling off for every scheduler);
+- ``fcfs_gateway``: stock vLLM FCFS (plugin off) behind the Autellix gateway: an
+  ``autellix serve`` process with one ``local_vllm`` engine, the client sending each call's
+  program headers over HTTP; against ``fcfs`` it measures the gateway hop alone;
+- ``autellix_gateway``: the same with the plugin on: Autellix as deployed (the gateway keeps
+  the process table, the plugin schedules), against ``fcfs`` the whole light-load tax.
+
+The in-process variants replay straight into ``LocalVLLMEngine`` (the replay keeps the
+process table); the gateway variants' client runs in this process, the gateway and its engine
+in the server's.
 
 The stock variants also run with vLLM's own choice (async on a GPU). ``--device cpu`` (the
 default) serves the tiny local model; ``--device cuda`` a dummy-weight model with
 Llama-3.1-8B's layer shapes (see ``GPU_MODEL``), with CUDA graphs.
 
 Metric: mean over programs of latency / generated tokens (s/token); median of ``--runs``.
+Runs interleave the variants (run 1 of each, then run 2 of each...). The last line gives the
+light-load ratios, stock FCFS / each Autellix variant (1.00x: no tax; below 1: slower).
 Must run under ``if __name__ == "__main__"`` (vLLM starts engine processes).
 """
 
@@ -27,10 +38,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +55,23 @@ from typing import TYPE_CHECKING, Any
 from autellix_backend.calibration.workloads import WORKLOADS, burst, poisson_mix
 from autellix_backend.core import Policy, SchedulerConfig
 from autellix_backend.drivers.replay import PriorityHint, ReplayResult, replay
+from autellix_backend.engines.base import (
+    EngineAdapter,
+    EngineChunk,
+    EngineError,
+    EngineLoad,
+    EngineRequest,
+    EngineUsage,
+)
 from autellix_backend.engines.local_vllm import LocalVLLMEngine
 from autellix_backend.models import TinyModelSpec, default_cache_dir, ensure_tiny_model
 from autellix_backend.sim.results import percentile
+from autellix_protocol import (
+    HEADER_CALL_ID,
+    HEADER_PARENT_IDS,
+    HEADER_PROGRAM_ID,
+    HEADER_THREAD_ID,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,6 +88,8 @@ class Variant:
     async_scheduling: bool | None = None
     """vLLM's ``async_scheduling`` engine argument; None leaves the choice to vLLM."""
     gpu_only: bool = False
+    gateway: bool = False
+    """Behind an ``autellix serve`` gateway process, called over HTTP with program headers."""
 
 
 VARIANTS = (
@@ -64,7 +97,13 @@ VARIANTS = (
     Variant("client_priority", False, "priority", PriorityHint.TOKENS),
     Variant("autellix", True, "fcfs", PriorityHint.SERVICE, async_scheduling=False),
     Variant("autellix_async", True, "fcfs", PriorityHint.SERVICE, gpu_only=True),
+    Variant("fcfs_gateway", False, "fcfs", PriorityHint.NONE, gateway=True),
+    Variant(
+        "autellix_gateway", True, "fcfs", PriorityHint.NONE, async_scheduling=False, gateway=True
+    ),
 )
+TAXED = ("fcfs_gateway", "autellix", "autellix_gateway", "autellix_async")
+"""Variants whose cost at light load is compared with stock ``fcfs``."""
 
 GPU_MODEL = TinyModelSpec(
     hidden_size=4096,
@@ -189,9 +228,113 @@ def setups(workloads: list[str], variants: list[str]) -> list[Setup]:
     return out
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayEngine(EngineAdapter):
+    """An ``autellix serve`` process fronting one local vLLM engine, called as a client
+    calls it: ``/v1/completions`` over HTTP with the program headers. The gateway keeps the
+    process table; the replay's own table (and snapshot) is not sent."""
+
+    def __init__(self, name: str, plugin: bool, policy: Policy, args: dict[str, Any]) -> None:
+        self.engine_id = name
+        self.model = str(args.get("served_model") or "tiny")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        options = {**args, "plugin": plugin}
+        options.pop("scheduler", None)
+        self.config = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "log_level": "warning",
+            "policy": policy.value,
+            "engines": [{"kind": "local_vllm", "id": name, "options": options}],
+        }
+        self.run_prefix = ""
+        """Prefixes program and call ids, so that each run's programs start afresh in the
+        gateway's process table (it keeps ended programs' service)."""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._session: Any = None
+        self._config_path = ""
+        self._log: Any = None
+
+    async def start(self) -> None:
+        import aiohttp
+
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            json.dump(self.config, f)
+        self._config_path = f.name
+        autellix = str(Path(sys.executable).parent / "autellix")
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by aclose)
+        self._proc = subprocess.Popen(
+            [autellix, "serve", "--config", f.name], stdout=self._log, stderr=self._log
+        )
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        deadline = time.monotonic() + 1800
+        probe = {"model": self.model, "prompt": [10, 11, 12], "max_tokens": 1}
+        while True:  # up once a completion goes through (the engine is built after start)
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with self._session.post(f"{self.url}/v1/completions", json=probe) as r:
+                    if r.status == 200:
+                        return
+            if time.monotonic() > deadline or self._proc.poll() is not None:
+                self._log.seek(0)
+                tail = self._log.read().decode(errors="replace")[-3000:]
+                raise RuntimeError(f"gateway {self.engine_id} did not start:\n{tail}")
+            await asyncio.sleep(0.5)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            await asyncio.to_thread(self._proc.wait, 60)
+        if self._config_path:
+            os.unlink(self._config_path)
+        if self._log is not None:
+            self._log.close()
+
+    async def health(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def load(self) -> EngineLoad:
+        return EngineLoad()
+
+    async def abort(self, request_id: str) -> None:
+        return None
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineChunk]:
+        tag, run = request.tag, self.run_prefix
+        headers = {
+            HEADER_CALL_ID: run + request.request_id,
+            HEADER_PROGRAM_ID: run + tag.program_id,
+            HEADER_THREAD_ID: tag.thread_id,
+        }
+        if tag.parent_ids:
+            headers[HEADER_PARENT_IDS] = ",".join(run + p for p in tag.parent_ids)
+        url = f"{self.url}/v1/completions"
+        body = {**request.body, "model": self.model}
+        async with self._session.post(url, json=body, headers=headers) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise EngineError(f"gateway answered {r.status}: {body}")
+        usage = body.get("usage") or {}
+        yield EngineChunk(
+            text=str(body["choices"][0].get("text") or ""),
+            finish_reason=body["choices"][0].get("finish_reason"),
+            usage=EngineUsage(
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+            ),
+        )
+
+
 async def start_engines(
     chosen: list[Setup], engine_args: dict[str, Any], *, share_gpu: bool = False
-) -> dict[str, LocalVLLMEngine]:
+) -> dict[str, EngineAdapter]:
     """Build and start one engine per setup. With ``share_gpu`` the engines split one GPU:
     each may claim 90% / n of it (vLLM refuses to start when less than its
     ``gpu_memory_utilization`` is free), and they start one at a time so that each one's
@@ -199,8 +342,10 @@ async def start_engines(
     if share_gpu:
         extra = {**engine_args["engine_args"], "gpu_memory_utilization": 0.9 / len(chosen)}
         engine_args = {**engine_args, "engine_args": extra}
-    engines = {
-        s.name: LocalVLLMEngine(
+    engines: dict[str, EngineAdapter] = {
+        s.name: GatewayEngine(s.name, s.variant.plugin, s.policy, s.engine_args(engine_args))
+        if s.variant.gateway
+        else LocalVLLMEngine(
             engine_id=s.name,
             plugin=s.variant.plugin,
             scheduling_policy=s.variant.scheduling_policy,
@@ -210,11 +355,15 @@ async def start_engines(
         for s in chosen
     }
     started = time.monotonic()
-    if share_gpu:
-        for engine in engines.values():
-            await engine.start()
-    else:
-        await asyncio.gather(*(e.start() for e in engines.values()))
+    try:
+        if share_gpu:
+            for engine in engines.values():
+                await engine.start()
+        else:
+            await asyncio.gather(*(e.start() for e in engines.values()))
+    except BaseException:  # leave no engine (nor gateway process) behind
+        await asyncio.gather(*(e.aclose() for e in engines.values()), return_exceptions=True)
+        raise
     print(f"{len(engines)} engines up in {time.monotonic() - started:.0f} s", flush=True)
     return engines
 
@@ -239,8 +388,11 @@ async def run_all(
                 for setup in chosen:
                     if setup.variant.plugin and POLICY[workload] is not setup.policy:
                         continue
+                    engine = engines[setup.name]
+                    if isinstance(engine, GatewayEngine):
+                        engine.run_prefix = f"run{run}-"
                     result = await replay(
-                        engines[setup.name],
+                        engine,
                         ALL_WORKLOADS[workload](),
                         policy=POLICY[workload],
                         hint=setup.variant.hint,
@@ -267,7 +419,7 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]], workloads: list[s
     """Median s/token per variant, each Autellix variant against stock FCFS, and the async
     variant against the sync one (> 1 means the first named is slower)."""
     names = [v.name for v in VARIANTS if v.name in results]
-    ratios = [("fcfs", a) for a in ("autellix", "autellix_async") if a in names]
+    ratios = [("fcfs", a) for a in TAXED if a in names and "fcfs" in names]
     if {"autellix", "autellix_async"} <= set(names):
         ratios.append(("autellix", "autellix_async"))
     head = [*names, *(f"{a} / {b}" for a, b in ratios)]
@@ -320,6 +472,24 @@ async def main(args: argparse.Namespace) -> None:
     share_gpu = args.device == "cuda"
     results = await run_all(workloads, variants, runs, settings, args.out, share_gpu=share_gpu)
     print(table(results, workloads))
+    print(light_load_line(results, workloads))
+
+
+def light_load_line(
+    results: dict[str, dict[str, list[dict[str, Any]]]], workloads: list[str]
+) -> str:
+    """One line for ``make bench``: stock FCFS / each taxed variant, per workload (medians)."""
+    cells = []
+    for workload in workloads:
+        if workload not in results.get("fcfs", {}):
+            continue
+        base = statistics.median(r["mean_s_per_token"] for r in results["fcfs"][workload])
+        for name in TAXED:
+            runs = results.get(name, {}).get(workload)
+            if runs:
+                median = statistics.median(r["mean_s_per_token"] for r in runs)
+                cells.append(f"{workload} fcfs/{name} {base / median:.2f}x")
+    return "light-load ratio (1.00x = no tax, below 1 = slower): " + ", ".join(cells)
 
 
 if __name__ == "__main__":
