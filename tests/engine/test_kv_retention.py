@@ -9,6 +9,8 @@ prefix as cached prompt tokens, and the other program's as recomputed.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from autellix_backend.engines.base import EngineChunk, EngineRequest, ProgramTag, RequestKind
@@ -60,3 +62,19 @@ async def test_a_program_in_a_tool_call_keeps_its_prefix_only_when_held(
     assert again.usage is not None and lost.usage is not None
     cached = (again.usage.cached_tokens, lost.usage.cached_tokens)
     assert cached[0] >= FULL and cached[1] < FULL, f"cached tokens (held, dropped): {cached}"
+
+
+async def test_an_idle_engine_releases_a_hold_when_its_ttl_runs_out(
+    plas_engine: LocalVLLMEngine,
+) -> None:
+    # vLLM steps only while a request is live; the hold must end on its TTL all the same.
+    # vLLM resets its prefix cache only when every KV block is free: the KV-usage check,
+    # made without a request (a request would step the engine and expire the hold).
+    llm = plas_engine._require()
+    hint = {KEY_NEXT_TOOL: "slow", KEY_AWAY_S: "4"}  # held for 8 s
+    await _call(plas_engine, "kv-idle", "kv-idle-c1", _tokens(5, PROMPT), **hint)
+    assert not await llm.reset_prefix_cache(), "the finished call's blocks should be held"
+    deadline = asyncio.get_running_loop().time() + 60
+    while not await llm.reset_prefix_cache():
+        assert asyncio.get_running_loop().time() < deadline, "the hold outlived its TTL"
+        await asyncio.sleep(1.0)
