@@ -88,9 +88,13 @@ def test_two_engines_round_robin_rank_one_program_by_its_global_service(serve: A
 
         with ThreadPoolExecutor(4) as pool:
             # The long program's two calls take both engines; a fresh program's two calls
-            # arrive just after, one on each engine.
+            # arrive once both are in, one on each engine.
             longs = [pool.submit(call, f"long-{i}", "long", 300, 0.0) for i in range(2)]
-            shorts = [pool.submit(call, f"short-{i}", f"short-{i}", 4, 0.5) for i in range(2)]
+            deadline = time.monotonic() + 30
+            while client.get("/v1/programs/long").json()["num_active_calls"] < 2:
+                assert time.monotonic() < deadline, "the long calls never both arrived"
+                time.sleep(0.01)
+            shorts = [pool.submit(call, f"short-{i}", f"short-{i}", 4, 0.0) for i in range(2)]
             long_engines = sorted(f.result() for f in longs)
             short_engines = sorted(f.result() for f in shorts)
     assert long_engines == short_engines == ["sim-0", "sim-1"]
