@@ -40,9 +40,10 @@ def calibrate(
     repeats: Annotated[
         int,
         typer.Option(
-            help="Fidelity repeats on one engine, each a short training replay that scales the "
-            "profile to the machine's load of that moment, then the check's replay (0: one "
-            "check with the unscaled profile)."
+            help="Fidelity repeats on one engine, each a short training replay whose steps "
+            "scale the profile to the load of that moment, then the check's replay, simulated "
+            "with that prediction and with the check's own steps' scale (0: one check with "
+            "the unscaled profile)."
         ),
     ] = 0,
 ) -> None:
