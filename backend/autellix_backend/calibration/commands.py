@@ -7,11 +7,15 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from autellix_backend.core import Policy, SchedulerConfig
+
+if TYPE_CHECKING:
+    from autellix_backend.engines.base import EngineAdapter
+    from autellix_backend.sim.profiles import LinearCostModel
 
 BLOCK_SIZE = 32
 MAX_BATCHED_TOKENS = 2048
@@ -158,9 +162,9 @@ async def _calibrate(
 
 
 async def _repeat(
-    engine: Any,
+    engine: EngineAdapter,
     i: int,
-    profile: Any,
+    profile: LinearCostModel,
     log_path: Path,
     tmp: Path,
     check_args: dict[str, Any],
