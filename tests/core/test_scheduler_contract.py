@@ -241,3 +241,16 @@ def test_step_reports_are_checked_before_anything_is_credited() -> None:
     assert call.service == 0.0
     sched.update_from_step([good], 0.0, now=1.0)  # a step may take no time
     assert call.service == 1.0 and call.num_output_tokens == 1
+
+
+def test_step_progress_adds_up_even_for_a_call_the_engine_held_back() -> None:
+    sched = Scheduler(_plas(queue_order="least_attained", base_quantum=100.0))
+    a = sched.add_call(CallArrival("a", "p"), now=0.0)
+    sched.add_call(CallArrival("b", "q"), now=0.0)
+    for now in (1.0, 2.0):
+        sched.update_from_step(
+            [CallProgress("a", num_prefill_tokens=3, num_decode_tokens=1)], 1.0, now=now
+        )
+    assert (a.num_prompt_tokens_computed, a.num_output_tokens, a.service) == (6, 2, 2.0)
+    # a was waiting: its progress moves it behind b (least attained service first).
+    assert [c.call_id for c in sched.waiting()] == ["b", "a"]

@@ -114,3 +114,30 @@ def test_closing_a_preempted_call_ends_its_preemption() -> None:
     call.close(5.0)  # finished by default
     assert call.status is CallStatus.FINISHED and call.preempted_spans == [(2.0, 5.0)]
     assert call.wait == 4.0 and call.finish_time == 5.0
+
+
+def test_a_calls_current_wait_includes_the_wait_under_way() -> None:
+    call = CallRecord.arriving(CallArrival("c", "p"), 1.0, priority=0.0, seq=1, snapshot=ZERO)
+    assert call.current_wait(4.0) == 3.0
+    assert call.current_wait(0.5) == 0.0  # a clock read before the arrival adds nothing
+    call.start(4.0)
+    call.preempt(6.0)
+    assert call.current_wait(6.5) == 3.5
+    call.start(7.0)
+    assert call.current_wait(9.0) == 4.0
+
+
+def test_the_table_defaults_and_its_refusals() -> None:
+    table = ProcessTable()
+    assert table.max_finished_calls_per_program == 10_000
+    assert table.max_dag_nodes == 10_000 and table.history_size == 1_000
+    assert table.num_completions == 0
+    assert ProcessTable(max_dag_nodes=5).start_program("p", 0.0).dag.max_nodes == 5
+    with pytest.raises(ValueError, match=r"^history_size must be >= 0$"):
+        ProcessTable(history_size=-1)
+    with pytest.raises(InvalidCallError, match=r"^program_id must be a non-empty string$"):
+        table.start_program("", 0.0)
+    table.start_program("p", 0.0)
+    call = table.add_call(CallArrival("c", "p"), now=0.0, priority=0.0)
+    table.complete_call(call, 1.0)
+    assert table.num_completions == 1
