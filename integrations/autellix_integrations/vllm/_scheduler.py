@@ -8,7 +8,8 @@ stock implementation ``AutellixSchedulerMixin``:
    the front end's program snapshot from ``SamplingParams.extra_args``; no program rows),
 2. before each step asks the core what runs, preempts the running requests the core gives
    up (vLLM frees their KV and recomputes them later) and lets vLLM admit only the waiting
-   requests the core chose, in the core's order,
+   requests the core chose, in the core's order; a step with nothing to reorder (nothing
+   waits, the KV cache has room) skips this and costs what stock vLLM's step costs,
 3. after each step credits the step's engine time to the requests that ran,
 4. when a request ends (finished, aborted or preempted and dropped), reports the service it
    consumed back to the front end in ``kv_transfer_params["autellix"]`` and the side channel,
