@@ -406,11 +406,14 @@ class AutellixSchedulerMixin(_SchedulerBase):
             and request.status in _WAITING
             and request.num_computed_tokens == 0
         ]
+        queue = create_request_queue(self.policy)
         for request in chosen:
-            held.remove_request(request)
-        self.waiting = create_request_queue(self.policy)
-        for request in chosen:
-            self.waiting.add_request(request)
+            try:
+                held.remove_request(request)
+            except ValueError:  # not in this queue (vLLM keeps it elsewhere): not ours to pass
+                continue
+            queue.add_request(request)
+        self.waiting = queue
         return held
 
     def _requeue(self, held: RequestQueue | None) -> None:
