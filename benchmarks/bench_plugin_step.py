@@ -18,7 +18,11 @@ Schedulers, measured in interleaved rounds (stock, stock+stats, plugin, stock, .
 - ``stock``: vLLM's ``Scheduler``, FCFS, ``log_stats=False``;
 - ``stock+stats``: the same with ``log_stats=True`` (what a stat logger, such as the one
   ``LocalVLLMEngine`` installs for the UI's KV usage, turns on);
-- ``autellix``: ``AutellixScheduler`` (PLAS), ``log_stats=False``.
+- ``autellix``: ``AutellixScheduler`` (PLAS), ``log_stats=False``, with a quantum no step
+  reaches, so that no call is preempted and both run the same steps (what is measured is the
+  plugin's bookkeeping, not a different schedule).
+
+``PYTHONPATH=<checkout>/integrations`` measures another checkout's plugin (before/after).
 
 Prints the median per-step CPU microseconds of each and the plugin's added microseconds.
 """
@@ -78,7 +82,9 @@ def make(kind: str, max_num_seqs: int) -> Scheduler:
     config = copy.deepcopy(_config(max_num_seqs))
     config.cache_config.num_gpu_blocks = NUM_BLOCKS
     if kind == "autellix":
-        config.additional_config = {"autellix": {"policy": "plas"}}
+        # A quantum no step reaches: the waiting calls never displace the running ones, so
+        # both schedulers run the same steps and the difference is bookkeeping alone.
+        config.additional_config = {"autellix": {"policy": "plas", "base_quantum": 1e6}}
     kv = KVCacheConfig(
         num_blocks=NUM_BLOCKS,
         kv_cache_tensors=[],
@@ -142,7 +148,8 @@ def step(scheduler: Scheduler) -> None:
 
 
 def measure(kind: str, scenario: str, size: int, steps: int) -> float:
-    """Median-free mean CPU microseconds per step over ``steps`` steady steps."""
+    """Mean CPU microseconds per step over ``steps`` steady steps (the synthetic model's
+    output, built here, is timed alone and taken off)."""
     slots = size if scenario == "running" else 4
     scheduler = make(kind, slots)
     num = size if scenario == "running" else 4 + size
@@ -150,8 +157,6 @@ def measure(kind: str, scenario: str, size: int, steps: int) -> float:
         scheduler.add_request(request(f"r{i}", max_tokens=steps + 64))
     for _ in range(4):  # prefill and settle
         step(scheduler)
-    # Building the synthetic runner output is the model's part, not the scheduler's:
-    # time it alone and take it off.
     gc.collect()
     started = time.process_time_ns()
     for _ in range(steps):
