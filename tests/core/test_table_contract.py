@@ -11,9 +11,11 @@ from autellix_backend.core import (
     CallArrival,
     CallRecord,
     CallStatus,
+    DuplicateError,
     InvalidCallError,
     InvalidTransitionError,
     ProcessTable,
+    UnknownCallError,
 )
 from autellix_backend.core.process_table import MAX_CALL_EVENTS
 from autellix_protocol.snapshot import ZERO_SNAPSHOT as ZERO
@@ -141,3 +143,44 @@ def test_the_table_defaults_and_its_refusals() -> None:
     call = table.add_call(CallArrival("c", "p"), now=0.0, priority=0.0)
     table.complete_call(call, 1.0)
     assert table.num_completions == 1
+
+
+def test_the_table_adds_up_each_program_and_thread() -> None:
+    table = ProcessTable()
+    program = table.start_program("p", now=1.0, owner="key-1")
+    assert (program.start_time, program.last_arrival, program.owner) == (1.0, 1.0, "key-1")
+    calls = [
+        table.add_call(CallArrival(cid, "p", thread_id=tid), now=t, priority=0.0)
+        for cid, tid, t in (("c1", "t", 2.0), ("c2", "t", 3.0), ("c3", "main", 4.0))
+    ]
+    assert [c.seq for c in calls] == sorted({c.seq for c in calls})  # arrival order
+    thread = program.threads["t"]
+    assert (thread.thread_id, thread.num_calls, thread.last_arrival) == ("t", 2, 3.0)
+    assert table.add_thread("p", "t") is thread
+    with pytest.raises(DuplicateError, match=r"^call 'c1' already exists$"):
+        table.add_call(CallArrival("c1", "p"), now=5.0, priority=0.0)
+    with pytest.raises(InvalidCallError, match=r"^thread_id must be a non-empty string$"):
+        table.add_thread("p", "")
+    for call, service, tokens in zip(calls[:2], (2.0, 3.0), (5, 7), strict=True):
+        call.service, call.num_output_tokens = service, tokens
+        table.complete_call(call, 6.0)
+    # waits: c1 2 -> 6, c2 3 -> 6
+    assert (program.total_service, program.total_wait) == (5.0, 7.0)
+    assert (program.num_finished_calls, program.num_output_tokens) == (2, 12)
+    assert (thread.service, thread.wait, thread.active_call_ids) == (5.0, 7.0, set())
+    assert table.num_completions == 2 and "c1" not in table.calls and "c3" in table.calls
+    assert program.last_completion == 6.0
+
+
+def test_ending_a_program_drops_its_calls_and_dates_the_end() -> None:
+    table = ProcessTable()
+    table.start_program("busy", now=0.0)
+    table.add_call(CallArrival("c", "busy"), now=1.0, priority=0.0)
+    done = table.add_call(CallArrival("d", "busy"), now=2.0, priority=0.0)
+    table.complete_call(done, 3.0)
+    assert table.end_program("busy").end_time == 3.0  # its last completion
+    with pytest.raises(UnknownCallError):
+        table.call("c")  # a late report of the in-flight call finds nothing
+    table.start_program("idle", now=4.0)
+    table.add_call(CallArrival("e", "idle"), now=5.0, priority=0.0)
+    assert table.end_program("idle").end_time == 5.0  # no completion: its last arrival
