@@ -254,3 +254,26 @@ def test_step_progress_adds_up_even_for_a_call_the_engine_held_back() -> None:
     assert (a.num_prompt_tokens_computed, a.num_output_tokens, a.service) == (6, 2, 2.0)
     # a was waiting: its progress moves it behind b (least attained service first).
     assert [c.call_id for c in sched.waiting()] == ["b", "a"]
+
+
+def test_each_starving_call_is_promoted_when_its_own_deadline_comes() -> None:
+    sched = Scheduler(_plas(starvation_beta=2.0))
+    snapshot = ProgramSnapshot(service=4.0, total_service=4.0)
+    sched.add_call(CallArrival("s1", "p1", snapshot=snapshot), now=0.0)
+    sched.add_call(CallArrival("s2", "p2", snapshot=snapshot), now=0.0)
+    sched.add_call(CallArrival("f", "fresh"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    # p1 attained more elsewhere: s1 is due at 2 * 5 = 10, s2 still at 8.
+    sched.refresh("p1", replace(snapshot, total_service=5.0))
+    assert sched.schedule(SlotBudget(1), now=8.0).promoted_ids == ("s2",)
+    assert sched.schedule(SlotBudget(1), now=10.0).promoted_ids == ("s1",)
+    assert sched.num_promotions == 2
+
+
+def test_a_call_whose_program_has_no_service_yet_is_never_promoted() -> None:
+    sched = Scheduler(_plas(starvation_beta=2.0))
+    # Ranked in queue 3 by a critical path, with no completed service to weigh its wait.
+    sched.add_call(CallArrival("s", "p", snapshot=ProgramSnapshot(service=4.0)), now=0.0)
+    sched.add_call(CallArrival("f", "fresh"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    assert sched.schedule(SlotBudget(1), now=1000.0).promoted_ids == ()
