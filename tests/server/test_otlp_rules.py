@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -430,3 +431,25 @@ def test_protobuf_media_type_spellings(server: LiveServer) -> None:
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "application/x-protobuf"
     assert list(nodes(server, "spelled")) == ["application-protobuf", "application-x-protobuf"]
+
+
+def test_a_gzip_bomb_is_refused_without_being_inflated(server: LiveServer) -> None:
+    """64 MiB of zeros in a 64 KiB body: the receiver inflates no more than the limit
+    (4 MiB by default) plus one byte before answering 413, so its memory stays bounded."""
+    limit = server.config.limits.max_body_bytes
+    inflated = 64 * 1024 * 1024
+    assert inflated >= 16 * limit
+    bomb = gzip.compress(b"\0" * inflated, compresslevel=9)
+    tracemalloc.start()
+    try:
+        r = httpx.post(
+            f"{server.url}/v1/traces",
+            content=bomb,
+            headers={**PROTOBUF, "content-encoding": "gzip"},
+            timeout=60,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert error_of(r) == (413, "too_large", f"decompressed body exceeds {limit} bytes")
+    assert peak < inflated // 2, peak
