@@ -19,6 +19,7 @@ from autellix_backend.bench.analysis import (
     scaling_capacities,
     select,
 )
+from autellix_backend.bench.capacity import Bound
 from autellix_backend.bench.records import RunRecord, write_records
 from autellix_backend.bench.systems import get_system
 
@@ -145,6 +146,9 @@ def _curve_table(
         base = next((c.capacity for c in curve if c.label == reference), None)
         for c in curve:
             ratio = f"{c.capacity.rate / base.rate:.2f}x" if base and base.rate > 0 else ""
+            exact = base and c.capacity.bound is Bound.EXACT and base.bound is Bound.EXACT
+            if base and c.capacity is not base and not exact:
+                ratio = "n/a (bounds)"
             lines.append(f"| {workload} | {c.label} | {c.capacity} | {ratio} |")
     return "\n".join(lines) + "\n"
 
