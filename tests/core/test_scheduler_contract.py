@@ -277,3 +277,33 @@ def test_a_call_whose_program_has_no_service_yet_is_never_promoted() -> None:
     sched.add_call(CallArrival("f", "fresh"), now=0.0)
     sched.schedule(SlotBudget(1), now=0.0)
     assert sched.schedule(SlotBudget(1), now=1000.0).promoted_ids == ()
+
+
+@pytest.mark.parametrize("num_queues", [2, 4])
+def test_a_starving_call_in_the_second_queue_is_promoted(num_queues: int) -> None:
+    sched = Scheduler(_plas(starvation_beta=2.0, num_queues=num_queues))
+    snapshot = ProgramSnapshot(service=1.0, total_service=1.0)  # Q2: [1, 3)
+    call = sched.add_call(CallArrival("s", "p", snapshot=snapshot), now=0.0)
+    assert call.level == 1
+    sched.add_call(CallArrival("f", "fresh"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    assert sched.schedule(SlotBudget(1), now=1.9).promoted_ids == ()
+    assert sched.schedule(SlotBudget(1), now=2.0).promoted_ids == ("s",)
+
+
+def test_a_waiting_calls_own_progress_pushes_its_promotion_back() -> None:
+    sched = Scheduler(_plas(starvation_beta=2.0))
+    snapshot = ProgramSnapshot(service=4.0, total_service=4.0)
+    sched.add_call(CallArrival("held", "p1", snapshot=snapshot), now=0.0)
+    sched.add_call(CallArrival("other", "p2", snapshot=snapshot), now=0.0)
+    sched.add_call(CallArrival("f", "fresh"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    # The engine ran one token of the waiting call: 4 + 1 = 5 of service, due at 10, not 8.
+    sched.update_from_step([CallProgress("held", num_decode_tokens=1)], 1.0, now=1.0)
+    assert sched.schedule(SlotBudget(1), now=8.0).promoted_ids == ("other",)
+    assert sched.schedule(SlotBudget(1), now=10.0).promoted_ids == ("held",)
+
+
+def test_an_unknown_call_is_named_in_the_error() -> None:
+    with pytest.raises(UnknownCallError, match=r"^unknown call 'x'$"):
+        Scheduler().finish_call("x", now=0.0)

@@ -184,3 +184,11 @@ def test_ending_a_program_drops_its_calls_and_dates_the_end() -> None:
     table.start_program("idle", now=4.0)
     table.add_call(CallArrival("e", "idle"), now=5.0, priority=0.0)
     assert table.end_program("idle").end_time == 5.0  # no completion: its last arrival
+
+
+def test_a_live_program_id_is_refused_by_name() -> None:
+    table = ProcessTable()
+    table.start_program("p", now=0.0)
+    with pytest.raises(DuplicateError, match=r"^program 'p' already exists$"):
+        table.start_program("p", now=1.0)
+    assert table.start_program("p", now=1.0, exist_ok=True).start_time == 0.0
