@@ -277,9 +277,9 @@ def test_a_program_span_ends_its_program_and_is_counted_placed(server: LiveServe
     )
     post(server, span("run", prog))
     ended = program(server, "run")
-    # Ended without an error status: finished, and not failed (the session itself stays
-    # open until it is reaped or deleted, so ``state`` still reads "running").
-    assert (ended["finished"], ended["state"]) == (True, "running")
+    # Ended without an error status: finished, and not failed, in both fields (the UI
+    # reads ``state``).
+    assert (ended["finished"], ended["state"]) == (True, "finished")
 
 
 def test_spans_are_rejected_not_failed_when_the_process_table_is_full(serve: Any) -> None:

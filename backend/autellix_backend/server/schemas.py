@@ -204,8 +204,8 @@ class ProgramSummary(BaseModel):
     idle_s: float
     finished: bool
     state: Literal["running", "finished", "failed"] = "running"
-    """``finished`` once the program ended (``DELETE``, idle expiry; read from history);
-    ``failed`` once its front end reported that it failed."""
+    """``finished`` once the program ended (its program span closed, ``DELETE``, idle expiry;
+    read from history); ``failed`` once its front end reported that it failed."""
     metadata: dict[str, str]
 
 

@@ -55,6 +55,7 @@ def program_detail(programs: ProgramRegistry, session: Session) -> ProgramDetail
 
 
 def _summary(programs: ProgramRegistry, session: Session, record: ProgramRecord) -> ProgramSummary:
+    finished = session.finished or session.ended
     return ProgramSummary(
         program_id=session.program_id,
         owner=session.owner,
@@ -67,8 +68,8 @@ def _summary(programs: ProgramRegistry, session: Session, record: ProgramRecord)
         engine_ids=sorted(record.engine_ids),
         created=session.created,
         idle_s=max(0.0, programs.clock() - session.last_activity),
-        finished=session.finished or session.ended,
-        state="failed" if session.failed else "finished" if session.ended else "running",
+        finished=finished,
+        state="failed" if session.failed else "finished" if finished else "running",
         metadata=dict(session.metadata),
     )
 
