@@ -307,3 +307,10 @@ def test_a_waiting_calls_own_progress_pushes_its_promotion_back() -> None:
 def test_an_unknown_call_is_named_in_the_error() -> None:
     with pytest.raises(UnknownCallError, match=r"^unknown call 'x'$"):
         Scheduler().finish_call("x", now=0.0)
+
+
+def test_fcfs_with_queue_boundaries_configured_still_runs_one_queue() -> None:
+    config = SchedulerConfig(policy="fcfs", num_queues=3, queue_boundaries=(1.0, 5.0))  # type: ignore[arg-type]
+    sched = Scheduler(config)
+    sched.add_call(CallArrival("a", "p"), now=0.0)
+    assert sched.queue.lengths() == [1]

@@ -15,6 +15,7 @@ from autellix_backend.core import (
     InvalidCallError,
     InvalidTransitionError,
     ProcessTable,
+    ProgramTracker,
     UnknownCallError,
 )
 from autellix_backend.core.process_table import MAX_CALL_EVENTS
@@ -192,3 +193,13 @@ def test_a_live_program_id_is_refused_by_name() -> None:
     with pytest.raises(DuplicateError, match=r"^program 'p' already exists$"):
         table.start_program("p", now=1.0)
     assert table.start_program("p", now=1.0, exist_ok=True).start_time == 0.0
+
+
+def test_trimmed_calls_leave_no_critical_path_behind() -> None:
+    tracker = ProgramTracker("atlas_exact", ProcessTable(max_finished_calls_per_program=2))
+    program = tracker.table.start_program("p", now=0.0)
+    for i in range(3):
+        call = tracker.admit(CallArrival(f"c{i}", "p"), now=float(i))
+        tracker.complete(call, i + 1.0, service=1.0)
+    # A long program keeps the path ends of its newest finished calls only (bounded memory).
+    assert list(program.calls) == ["c1", "c2"] and set(program.call_path_end) == {"c1", "c2"}
