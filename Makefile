@@ -77,8 +77,10 @@ typecheck: install
 bench: install
 	$(BIN)/autellix bench --quick
 	@# Regression check of issue 14: at light load Autellix must cost (next to) nothing against
-	@# stock vLLM FCFS: the table's "fcfs / autellix" column (1.00x = no tax, below 1 = slower).
-	$(BIN)/python benchmarks/real_engine/bench.py --workloads poisson,mapreduce_chat --variants fcfs,autellix --runs 1
+	@# stock vLLM FCFS, in process and as deployed (behind autellix serve): the last line,
+	@# "light-load ratio", is stock FCFS over each variant (1.00x = no tax, below 1 = slower).
+	$(BIN)/python benchmarks/real_engine/bench.py --workloads poisson,mapreduce_chat \
+		--variants fcfs,fcfs_gateway,autellix,autellix_gateway --runs 1
 
 lock: install
 	$(BIN)/python tools/lockfile.py write --extras $(EXTRAS)
