@@ -115,14 +115,21 @@ def test_multi_step_scheduling_admits_new_calls_only_every_n_steps() -> None:
     assert first_token_of_late_call(4) == 5.0
 
 
-@pytest.mark.parametrize("policy", ["fcfs", "plas"])
-def test_running_decodes_always_get_their_reserved_token(policy: str) -> None:
-    # A budget of 2 tokens and two decoding calls: each step decodes both, none is preempted
-    # (a running call's decode token is reserved, not taken from the prefill budget).
-    config = EngineConfig(block_size=4, num_kv_blocks=256, max_num_batched_tokens=2)
+@pytest.mark.parametrize(
+    ("policy", "durations", "finished"),
+    [
+        ("fcfs", [2.0] * 5 + [1.0] * 2, {"a": 10.0, "b": 10.0, "c": 12.0}),
+        ("plas", [2.0, 1.0, 2.0, 1.0, 2.0, 2.0, 1.0, 1.0], {"c": 6.0, "a": 10.0, "b": 12.0}),
+    ],
+)
+def test_running_decodes_always_get_their_reserved_token(
+    policy: str, durations: list[float], finished: dict[str, float]
+) -> None:
+    # A budget of 2 tokens, two seats: each step decodes both running calls (a running call's
+    # decode token is reserved, not taken from the prefill budget) while c waits its turn.
+    config = EngineConfig(block_size=4, num_kv_blocks=256, max_num_batched_tokens=2, max_num_seqs=2)
     sim = SimEngine(config, SchedulerConfig(policy=policy), cost_model=TOKENS_MODEL)  # type: ignore[arg-type]
     add(sim, "a", prompt=1, output=5)
     add(sim, "b", prompt=1, output=5)
-    durations, finished = run_steps(sim)
-    assert durations == [2.0] * 5 and finished == {"a": 10.0, "b": 10.0}
-    assert sim.scheduler.num_preemptions == 0
+    add(sim, "c", prompt=1, output=2)
+    assert run_steps(sim) == (durations, finished)
