@@ -273,10 +273,11 @@ def test_each_starving_call_is_promoted_when_its_own_deadline_comes() -> None:
 def test_a_call_whose_program_has_no_service_yet_is_never_promoted() -> None:
     sched = Scheduler(_plas(starvation_beta=2.0))
     # Ranked in queue 3 by a critical path, with no completed service to weigh its wait.
-    sched.add_call(CallArrival("s", "p", snapshot=ProgramSnapshot(service=4.0)), now=0.0)
+    call = sched.add_call(CallArrival("s", "p", snapshot=ProgramSnapshot(service=4.0)), now=0.0)
     sched.add_call(CallArrival("f", "fresh"), now=0.0)
-    sched.schedule(SlotBudget(1), now=0.0)
+    assert sched.schedule(SlotBudget(1), now=0.0).promoted_ids == ()
     assert sched.schedule(SlotBudget(1), now=1000.0).promoted_ids == ()
+    assert call.level == 2 and sched.num_promotions == 0
 
 
 @pytest.mark.parametrize("num_queues", [2, 4])
@@ -314,3 +315,32 @@ def test_fcfs_with_queue_boundaries_configured_still_runs_one_queue() -> None:
     sched = Scheduler(config)
     sched.add_call(CallArrival("a", "p"), now=0.0)
     assert sched.queue.lengths() == [1]
+
+
+def test_a_running_calls_old_deadline_does_not_hold_up_a_starving_one() -> None:
+    sched = Scheduler(_plas(starvation_beta=2.0))
+    snapshot = ProgramSnapshot(service=4.0, total_service=4.0)
+    sched.add_call(CallArrival("runs", "p1", snapshot=snapshot), now=0.0)
+    sched.add_call(CallArrival("waits", "p2", snapshot=snapshot), now=0.0)
+    assert [c.call_id for c in sched.schedule(SlotBudget(1), now=0.0).scheduled] == ["runs"]
+    # Both were due at 2 * 4 = 8; the one running since 0 is not starving.
+    assert sched.schedule(SlotBudget(1), now=8.0).promoted_ids == ("waits",)
+
+
+def test_a_promoted_call_waiting_again_counts_only_its_wait_since_the_promotion() -> None:
+    sched = Scheduler(_plas(starvation_beta=2.0))
+    snapshot = ProgramSnapshot(service=4.0, total_service=4.0)
+    sched.add_call(CallArrival("s", "p", snapshot=snapshot), now=0.0)
+    sched.add_call(CallArrival("f", "fresh"), now=0.0)
+    sched.schedule(SlotBudget(1), now=0.0)
+    assert sched.schedule(SlotBudget(1), now=8.0).promoted_ids == ("s",)  # waited 8
+    sched.finish_call("f", now=8.0)
+    sched.schedule(SlotBudget(1), now=8.0)  # s runs, one token: demoted to Q2
+    sched.update_from_step([CallProgress("s", num_decode_tokens=1)], 1.0, now=9.0)
+    sched.add_call(CallArrival("g", "fresh2"), now=9.0)
+    assert [c.call_id for c in sched.schedule(SlotBudget(1), now=9.0).preempted] == ["s"]
+    # Waiting again from 9 with 4 + 1 of service: due at 9 + 2 * 5 = 19 (the 8 it waited
+    # before its promotion no longer counts).
+    assert sched.schedule(SlotBudget(1), now=10.0).promoted_ids == ()
+    assert sched.schedule(SlotBudget(1), now=18.9).promoted_ids == ()
+    assert sched.schedule(SlotBudget(1), now=19.0).promoted_ids == ("s",)
