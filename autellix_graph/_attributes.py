@@ -8,6 +8,7 @@ and :class:`Message`; the functions here turn those into attribute dicts. No I/O
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -81,6 +82,11 @@ _SAFE_PARAMETERS = frozenset(
 )
 """Invocation parameters recorded when content is not captured: sampling settings only (other
 parameters may hold content, e.g. tool schemas or a test model's canned replies)."""
+_NODE_SPAN_KIND = {
+    NodeKind.LLM: protocol.SPAN_KIND_LLM,
+    NodeKind.TOOL: protocol.SPAN_KIND_TOOL,
+    NodeKind.INTERRUPT: protocol.SPAN_KIND_INTERRUPT,
+}
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
@@ -204,17 +210,13 @@ def node_attributes(
     program_id: str, node: DagNode, name: str | None, session_id: str | None = None
 ) -> Attributes:
     """An LLM-call, tool or interrupt span; ``name`` is the model or the tool."""
-    kind = {
-        NodeKind.LLM: protocol.SPAN_KIND_LLM,
-        NodeKind.TOOL: protocol.SPAN_KIND_TOOL,
-        NodeKind.INTERRUPT: protocol.SPAN_KIND_INTERRUPT,
-    }[node.kind]
+    kind = _NODE_SPAN_KIND[node.kind]
     attributes = common_attributes(kind, program_id, session_id)
     attributes.update(
         {
             protocol.ATTR_THREAD_ID: node.thread_id,
             protocol.ATTR_NODE_ID: node.node_id,
-            protocol.ATTR_PARENT_IDS: list(node.parent_ids),
+            protocol.ATTR_PARENT_IDS: node.parent_ids,
             protocol.OPENINFERENCE_GRAPH_NODE_ID: node.node_id,
             protocol.OPENINFERENCE_GRAPH_NODE_PARENT_ID: node.thread_id,
             GRAPH_NODE_NAME: name or kind,
@@ -222,7 +224,7 @@ def node_attributes(
     )
     if node.kind is NodeKind.LLM:
         attributes[protocol.ATTR_CALL_ID] = node.node_id
-        attributes[protocol.ATTR_LLM_PARENT_IDS] = list(node.llm_parent_ids)
+        attributes[protocol.ATTR_LLM_PARENT_IDS] = node.llm_parent_ids
     if name:
         attributes[protocol.ATTR_NODE_NAME] = name
         if node.kind is NodeKind.LLM:
@@ -344,9 +346,11 @@ def invocation_parameters(params: Mapping[str, Any], *, capture_content: bool) -
     return without_secrets(params)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_name(name: str) -> bool:
     """Whether a parameter name looks like it holds a credential (``api_key``,
-    ``openai_api_key``, ``accessToken``, ``default_headers``); ``max_tokens`` does not."""
+    ``openai_api_key``, ``accessToken``, ``default_headers``); ``max_tokens`` does not.
+    Cached: the same few parameter names come with every call."""
     return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(name))
 
 
@@ -372,7 +376,7 @@ def without_secrets(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """Compact JSON; pydantic models (LangChain messages, LlamaIndex events) as their fields,
     anything else JSON cannot encode with ``str()``."""
-    return json.dumps(value, default=_jsonable, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _jsonable(value: Any) -> Any:
@@ -383,6 +387,10 @@ def _jsonable(value: Any) -> Any:
         except Exception:  # a model that cannot dump itself is written as text
             return str(value)
     return str(value)
+
+
+_ENCODER = json.JSONEncoder(default=_jsonable, ensure_ascii=False, separators=(",", ":"))
+"""One encoder for every call (``json.dumps`` with options builds a new one each time)."""
 
 
 def _clip(text: str) -> str:

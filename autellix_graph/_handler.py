@@ -85,6 +85,13 @@ class AutellixCallbackHandler(BaseCallbackHandler):
     ignore_retriever = True
     ignore_retry = True
     ignore_custom_event = True
+    # While inactive (the global handler before ``instrument()`` or after ``uninstrument()``,
+    # when langchain-core still attaches it to every run) it asks for no event at all.
+    ignore_chain = False
+    ignore_llm = False
+    ignore_chat_model = False
+    ignore_agent = False
+    """Also tools' events."""
 
     def __init__(
         self,
@@ -99,6 +106,7 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         runtime = None if settings.disabled else Runtime.build(settings, tracer_provider)
         self.recorder = ProgramRecorder(runtime)
         """Where this handler's programs are recorded."""
+        self._listen()
 
     @classmethod
     def _inactive(cls) -> AutellixCallbackHandler:
@@ -116,13 +124,28 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         settings = self.recorder.settings
         return settings is not None and settings.capture_content
 
+    def attach(self, tracer_provider: trace.TracerProvider | None = None, **settings: Any) -> bool:
+        """Activate (see :meth:`ProgramRecorder.attach`); False, and nothing attached, when
+        disabled."""
+        attached = self.recorder.attach(tracer_provider, **settings)
+        self._listen()
+        return attached
+
     def force_flush(self, timeout: float = 5.0) -> bool:
         """Export pending spans and send pending session calls; False on timeout."""
         return self.recorder.force_flush(timeout)
 
     def close(self) -> None:
-        """Flush, then release the exporter and the session client this handler owns."""
+        """Flush, then release the exporter and the session client this handler owns; the
+        handler then asks LangChain for no more events."""
         self.recorder.close()
+        self._listen()
+
+    def _listen(self) -> None:
+        """Ask LangChain for the events we trace only while a runtime is active."""
+        inactive = self.recorder.runtime is None
+        self.ignore_chain = self.ignore_llm = inactive
+        self.ignore_chat_model = self.ignore_agent = inactive
 
     # Chains: the graph (program), its tasks (threads) and everything nested in them ---------
 

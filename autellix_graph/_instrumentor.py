@@ -72,7 +72,7 @@ class AutellixInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for name in _OTEL_PROVIDER_KWARGS:
             kwargs.pop(name, None)
         with self._lock:
-            if not _global_handler.recorder.attach(tracer_provider, **kwargs):
+            if not _global_handler.attach(tracer_provider, **kwargs):
                 return
             if not AutellixInstrumentor._hook_registered:
                 register_configure_hook(_handler_var, inheritable=True)

@@ -26,6 +26,7 @@ from enum import IntEnum
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -116,6 +117,8 @@ class Record:
     owns_program: bool = False
     """An LLM call run on its own: its end ends its program."""
     cancelled: bool = False
+    child_context: Context | None = None
+    """The OpenTelemetry context with ``span`` current, made once for all of its children."""
 
 
 class ProgramRecorder:
@@ -269,7 +272,7 @@ class ProgramRecorder:
         span = _start_span(
             runtime,
             info.node_name,
-            parent.span,
+            parent,
             lambda: thread_attributes(program.program_id, info, program.session_id),
         )
         record = Record(key, program, info.thread_id, RecordKind.THREAD, span)
@@ -306,7 +309,7 @@ class ProgramRecorder:
         span = _start_span(
             runtime,
             llm_span_name(request),
-            parent.span,
+            parent,
             lambda: {
                 **node_attributes(program.program_id, node, request.model, program.session_id),
                 **llm_request_attributes(request, capture_content=capture),
@@ -376,7 +379,7 @@ class ProgramRecorder:
         span = _start_span(
             runtime,
             f"execute_tool {name}",
-            parent.span,
+            parent,
             lambda: node_attributes(program.program_id, node, name, program.session_id),
         )
         if arguments is not None and runtime.settings.capture_content and span.is_recording():
@@ -402,7 +405,7 @@ class ProgramRecorder:
             span = _start_span(
                 runtime,
                 "interrupt",
-                record.span,
+                record,
                 lambda: node_attributes(program.program_id, node, None, program.session_id),
             )
             end_ok(span)
@@ -524,15 +527,21 @@ def _mark(span: Span, state: str, error: BaseException) -> None:
 def _start_span(
     runtime: Runtime,
     name: str,
-    parent: Span | None,
+    parent: Record | None,
     attributes: Callable[[], dict[str, AttributeValue]],
 ) -> Span:
-    """Start a span under ``parent``; build its attributes only if it is recorded (with no
-    tracer provider configured, spans cost next to nothing)."""
-    if parent is None or not parent.get_span_context().is_valid:
+    """Start a span under ``parent``'s; build its attributes only if it can be recorded (with
+    no tracer provider configured, spans cost next to nothing). Under a recording parent they
+    are given at start, so the SDK stores them in one pass."""
+    if parent is None or not parent.span.get_span_context().is_valid:
         span = start_span(runtime.tracer, name)  # no context built that nobody reads
     else:
-        span = runtime.tracer.start_span(name, context=trace.set_span_in_context(parent))
+        context = parent.child_context
+        if context is None:
+            context = parent.child_context = trace.set_span_in_context(parent.span)
+        if parent.span.is_recording():
+            return runtime.tracer.start_span(name, context=context, attributes=attributes())
+        span = runtime.tracer.start_span(name, context=context)
     if span.is_recording():
         span.set_attributes(attributes())
     return span

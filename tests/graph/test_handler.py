@@ -324,3 +324,20 @@ def test_program_id_from_config_and_uninstrument_and_kill_switch(
     map_reduce_graph().invoke({"items": []})
     assert exporter.get_finished_spans() == ()
     assert not autellix_graph.AutellixInstrumentor().is_instrumented
+
+
+def test_an_inactive_handler_asks_langchain_for_no_events(provider: TracerProvider) -> None:
+    """langchain-core attaches the global handler to every run once ``instrument()`` has been
+    called, also after ``uninstrument()``: it then asks for no event, so untraced runs do not
+    pay for its hooks. A disabled explicit handler does the same."""
+    ignores = ("ignore_chain", "ignore_llm", "ignore_chat_model", "ignore_agent")
+    handler = autellix_graph.AutellixInstrumentor().handler
+    autellix_graph.instrument(tracer_provider=provider)
+    try:
+        assert not any(getattr(handler, name) for name in ignores)
+    finally:
+        autellix_graph.uninstrument()
+    assert all(getattr(handler, name) for name in ignores)
+    disabled = AutellixCallbackHandler(settings=autellix_graph.Settings(disabled=True))
+    assert all(getattr(disabled, name) for name in ignores)
+    assert not any(getattr(AutellixCallbackHandler(sessions=False), name) for name in ignores)
