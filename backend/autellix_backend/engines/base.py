@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from autellix_backend.engines.kv_events import KVEventSource
 from autellix_protocol.snapshot import ProgramSnapshot
 from autellix_protocol.xargs import CallTag
 
@@ -129,6 +130,11 @@ class EngineAdapter(ABC):
 
     @abstractmethod
     def load(self) -> EngineLoad: ...
+
+    def kv_event_source(self) -> KVEventSource | None:
+        """Where the engine publishes its KV events, for routing by cache contents (None: it
+        publishes none)."""
+        return None
 
     def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:  # noqa: B027
         """The program's state changed at the front end: re-rank its calls still waiting here.

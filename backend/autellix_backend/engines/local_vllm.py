@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from autellix_backend.engines.base import (
     RequestRejected,
     event_text,
 )
+from autellix_backend.engines.kv_events import KVEventSource
 from autellix_backend.engines.vllm_serving import CallMeter, VLLMServing
 from autellix_backend.engines.vllm_xargs import vllm_xargs
 from autellix_protocol.report import REPORT_KEY
@@ -65,6 +68,8 @@ class LocalVLLMEngine(EngineAdapter):
             ``structured_outputs_config``...).
         serving_options: options of ``vllm serve``'s OpenAI layer, by field name
             (``enable_auto_tool_choice``, ``tool_call_parser``, ``chat_template``...).
+        kv_events: publish the engine's KV events (on a private ``ipc://`` socket), for the
+            ``cache_aware`` balancer.
     """
 
     openai_native = True
@@ -86,6 +91,7 @@ class LocalVLLMEngine(EngineAdapter):
         plugin_options: Mapping[str, Any] | None = None,
         engine_args: Mapping[str, Any] | None = None,
         serving_options: Mapping[str, Any] | None = None,
+        kv_events: bool = False,
     ) -> None:
         if scheduling_policy not in ("fcfs", "priority"):
             raise ValueError("scheduling_policy must be 'fcfs' or 'priority'")
@@ -110,6 +116,7 @@ class LocalVLLMEngine(EngineAdapter):
             **dict(engine_args or {}),
         }
         self._serving_options = dict(serving_options or {})
+        self._kv_endpoint = kv_events_ipc(engine_id) if kv_events else None
         self._llm: AsyncLLM | None = None
         self._serving: VLLMServing | None = None
         self._live: set[str] = set()
@@ -123,16 +130,17 @@ class LocalVLLMEngine(EngineAdapter):
         asyncio parts attach to the loop on its first call."""
         if self._llm is not None:
             return
+        from vllm.config import KVEventsConfig, StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         values = self.engine_args()
-        if isinstance(values.get("structured_outputs_config"), Mapping):
-            from vllm.config import StructuredOutputsConfig
-
-            values["structured_outputs_config"] = StructuredOutputsConfig(
-                **values["structured_outputs_config"]
-            )
+        for key, config_class in (
+            ("structured_outputs_config", StructuredOutputsConfig),
+            ("kv_events_config", KVEventsConfig),
+        ):
+            if isinstance(values.get(key), Mapping):
+                values[key] = config_class(**values[key])
         args = AsyncEngineArgs(**values)
         loggers = [_usage_logger(self)]
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, stat_loggers=loggers)
@@ -190,6 +198,13 @@ class LocalVLLMEngine(EngineAdapter):
         else:
             args.setdefault("model", self._weights)
         args.setdefault("served_model_name", self.model)
+        if self._kv_endpoint is not None:
+            args["kv_events_config"] = {
+                "enable_kv_cache_events": True,
+                "publisher": "zmq",
+                "endpoint": self._kv_endpoint,
+            }
+            args.setdefault("enable_prefix_caching", True)
         if self._plugin:
             args["scheduler_cls"] = PLUGIN_CLASS
             args["additional_config"] = {
@@ -202,6 +217,17 @@ class LocalVLLMEngine(EngineAdapter):
         else:
             args["scheduling_policy"] = self._policy
         return args
+
+    def kv_event_source(self) -> KVEventSource | None:
+        if self._kv_endpoint is None:
+            return None
+        args = self.engine_args()
+        return KVEventSource(
+            endpoint=self._kv_endpoint,
+            tokenizer=str(args.get("tokenizer") or args["model"]),
+            block_size=int(args["block_size"]),
+            chat_template=self._serving_options.get("chat_template"),
+        )
 
     async def aclose(self) -> None:
         llm, self._llm = self._llm, None
@@ -325,6 +351,14 @@ def _usage_logger(adapter: LocalVLLMEngine) -> Callable[[Any, int], Any]:
             pass
 
     return UsageLogger
+
+
+def kv_events_ipc(engine_id: str) -> str:
+    """A private ``ipc://`` address for one engine's KV events (vLLM binds it, the gateway
+    connects): nothing outside this machine can read it, and no port is taken."""
+    name = "".join(c if c.isalnum() else "-" for c in engine_id)[:32]
+    folder = tempfile.mkdtemp(prefix="autellix-kv-")
+    return f"ipc://{os.path.join(folder, name)}.sock"
 
 
 def plugin_config(config: SchedulerConfig, *, engine_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from autellix_backend.engines.base import EngineError, EngineRequest
+from autellix_backend.engines.kv_events import KVEventSource
 from autellix_backend.engines.openai_http import OpenAIHTTPEngine, log
 from autellix_backend.engines.vllm_xargs import vllm_xargs
 from autellix_protocol.report import REPORT_KEY
@@ -35,16 +36,40 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
 
     Args:
         report_url: root of the plugin's report side channel, e.g. ``http://127.0.0.1:8101``.
+        kv_events_endpoint: where the server publishes its KV events, e.g.
+            ``tcp://vllm-host:5557`` for ``--kv-events-config '{"enable_kv_cache_events":
+            true, "publisher": "zmq", "endpoint": "tcp://*:5557"}'`` (the ``cache_aware``
+            balancer reads them).
+        tokenizer: the server's tokenizer, a path or hub name (default: ``model``), to
+            tokenize prompts as the server does.
+        block_size: the server's KV block size (default: learned from its first event).
         **options: see ``OpenAIHTTPEngine``.
     """
 
     program_aware = True
 
-    def __init__(self, *, report_url: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        report_url: str | None = None,
+        kv_events_endpoint: str | None = None,
+        tokenizer: str | None = None,
+        block_size: int | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         if report_url is not None and not report_url.startswith(("http://", "https://")):
             raise ValueError(f"report_url must be an http(s) URL, got {report_url!r}")
+        if kv_events_endpoint is not None and "://" not in kv_events_endpoint:
+            raise ValueError(
+                f"kv_events_endpoint must be a ZMQ address, got {kv_events_endpoint!r}"
+            )
+        if block_size is not None and block_size < 1:
+            raise ValueError("block_size must be positive")
         self.report_url = report_url.rstrip("/") if report_url else None
+        self.kv_events_endpoint = kv_events_endpoint
+        self.tokenizer = tokenizer
+        self.block_size = block_size
         self._kv_usage: float | None = None
 
     async def health(self) -> bool:
@@ -52,6 +77,16 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
         if healthy:
             self._kv_usage = await self._read_kv_usage()
         return healthy
+
+    def kv_event_source(self) -> KVEventSource | None:
+        if self.kv_events_endpoint is None:
+            return None
+        return KVEventSource(
+            endpoint=self.kv_events_endpoint,
+            tokenizer=self.tokenizer or self.model,
+            block_size=self.block_size,
+            chat_template=self.serving_options.get("chat_template"),
+        )
 
     def kv_usage(self) -> float | None:
         """KV cache usage at the last health probe (mean over the server's engine cores);

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,7 +153,7 @@ class Gateway:
             raise APIError(
                 429, "too many calls in flight", type="rate_limit_error", code="too_many_calls"
             )
-        hashes = block_hashes(text) if self.pool.balancer.uses_block_hashes else ()
+        hashes = self._block_hashes(request.model, kind, body, text)
         chosen: list[Any] = []
 
         def choose(program_key: str) -> str:
@@ -196,6 +196,16 @@ class Gateway:
                     slot.adapter.check_request(kind, body)
                 except RequestRejected as exc:
                     raise bad_request(str(exc), param=exc.param) from None
+
+    def _block_hashes(
+        self, model: str, kind: RequestKind, body: Mapping[str, Any], text: str
+    ) -> Sequence[int]:
+        """The prompt's block hashes, only when the balancer reads them: of its token ids
+        when the model's engines publish KV events, else of its text."""
+        if not self.pool.balancer.uses_block_hashes:
+            return ()
+        hashes = self.pool.kv_feed.block_hashes(model, kind, body)
+        return block_hashes(text) if hashes is None else hashes
 
     def _max_tokens(self, request: ChatCompletionRequest | CompletionRequest) -> int:
         requested = request.requested_max_tokens()

