@@ -1,8 +1,10 @@
 """Overhead of the LangGraph middleware beside its peers, on the same 1,000-node graphs.
 
 Three graphs (a chain, a ``Send`` fan-out, subgraphs nested two deep) run plain, with a
-do-nothing callback handler (the floor any callback-based tracer pays), with ``instrument()``
-(no tracer provider, then with OpenTelemetry SDK spans), with Phoenix's
+do-nothing callback handler (the floor any callback-based tracer pays), with a handler that
+only records the same spans as ``instrument()`` without attributes (the OpenTelemetry SDK's own
+cost, a second floor for tracers that record spans), with ``instrument()`` (no tracer
+provider, then with OpenTelemetry SDK spans), with Phoenix's
 ``openinference-instrumentation-langchain`` and with langfuse's LangChain ``CallbackHandler``.
 Every tracer records its spans with the SDK into an in-memory exporter, so no network is
 involved; the peers come from the ``bench`` extra and are skipped (with a note) if missing.
@@ -11,8 +13,9 @@ Each node calls a fake chat model (langchain-core's ``FakeListChatModel``), so t
 work is LangGraph's scheduling and the model's callback plumbing, which is the worst case for
 a tracer: any cost the middleware adds shows in full. Runs of the configurations alternate so
 drift affects all alike; times are CPU seconds of the process (steadier than wall time on a
-shared machine, and they include a span exporter's background thread); the figure is the
-ratio of the medians.
+shared machine, and they include a span exporter's background thread). The table gives each
+configuration's median and, per ratio, the median over rounds of the two runs' ratio within
+the round. The last line drives the handlers' hooks directly, without LangGraph.
 
     python benchmarks/bench_graph_overhead.py --runs 7
 """
@@ -28,13 +31,16 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypedDict
+from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -120,6 +126,70 @@ class _NoopHandler(BaseCallbackHandler):
     run_inline = True
 
 
+class _SpanFloorHandler(BaseCallbackHandler):
+    """Records the spans ``instrument()`` records (the program, one per LangGraph task, one per
+    LLM call) with no attributes and nothing else: what the OpenTelemetry SDK itself costs
+    any tracer that records spans, the second floor."""
+
+    run_inline = True
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self._runs: dict[UUID, tuple[trace.Span | None, Context, str | None]] = {}
+        """run id -> its span (None for a nested run that is not a task), the context its
+        children start in, its LangGraph namespace."""
+
+    def _start(self, name: str, run_id: UUID, context: Context | None, ns: str | None) -> None:
+        span = self._tracer.start_span(name, context=context)
+        self._runs[run_id] = (span, trace.set_span_in_context(span), ns)
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if parent_run_id is None:
+            self._start("program", run_id, None, None)
+            return
+        parent = self._runs.get(parent_run_id)
+        if parent is None:
+            return
+        namespace = (metadata or {}).get("langgraph_checkpoint_ns")
+        if namespace and namespace != parent[2]:
+            self._start("node", run_id, parent[1], namespace)
+        else:
+            self._runs[run_id] = (None, parent[1], parent[2])
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None:
+            self._start("chat", run_id, parent[1], parent[2])
+
+    def _end(self, run_id: UUID) -> None:
+        span = self._runs.pop(run_id, (None,))[0]
+        if span is not None:
+            span.end()
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+
 def time_once(graph: Any, num_nodes: int, callbacks: list[Any] | None = None) -> float:
     """CPU seconds (all threads, so a span exporter's thread counts) of one run."""
     config: dict[str, Any] = {"recursion_limit": 4 * num_nodes + 10}
@@ -163,6 +233,18 @@ def _flushed(provider: TracerProvider, run: Callable[[], float]) -> float:
     start = time.process_time()
     provider.force_flush()
     return elapsed + time.process_time() - start
+
+
+def _span_floor() -> Callable[[Any, int], float]:
+    def run(graph: Any, num_nodes: int) -> float:
+        provider = sdk_provider()
+        try:
+            handler = _SpanFloorHandler(provider.get_tracer("floor"))
+            return _flushed(provider, lambda: time_once(graph, num_nodes, [handler]))
+        finally:
+            provider.shutdown()
+
+    return run
 
 
 def _openinference() -> Callable[[Any, int], float]:
@@ -219,12 +301,14 @@ def _peer_available(module: str) -> bool:
 
 def configs() -> dict[str, Callable[[], Callable[[Any, int], float]]]:
     """How each run attaches: not at all; a do-nothing callback handler (what LangChain itself
-    costs once any handler is attached); ``instrument()`` with no tracer provider configured
-    (DAG, call tagging, no-op spans); ``instrument()`` recording every span with the SDK; the
-    two peers, each recording spans with the SDK."""
+    costs once any handler is attached); bare SDK spans (what recording spans costs any
+    tracer); ``instrument()`` with no tracer provider configured (DAG, call tagging, no-op
+    spans); ``instrument()`` recording every span with the SDK; the two peers, each recording
+    spans with the SDK."""
     table: dict[str, Callable[[], Callable[[Any, int], float]]] = {
         "plain": lambda: time_once,
         "no-op handler": lambda: lambda g, n: time_once(g, n, [_NoopHandler()]),
+        "SDK spans": _span_floor,
         "autellix": lambda: _instrumented(None),
         "autellix + spans": lambda: _instrumented(sdk_provider()),
     }
@@ -241,8 +325,9 @@ def measure(
     num_nodes: int,
     runs: int,
     table: dict[str, Callable[[], Callable[[Any, int], float]]],
-) -> dict[str, float]:
-    """Median CPU seconds per configuration, the configurations' runs interleaved."""
+) -> dict[str, list[float]]:
+    """CPU seconds of each configuration's runs, the configurations' runs interleaved (round
+    ``i`` of every configuration ran back to back)."""
     graph = make(num_nodes)
     for factory in table.values():  # warm up imports and caches of every configuration
         factory()(graph, num_nodes)
@@ -250,24 +335,40 @@ def measure(
     for _ in range(runs):
         for name, factory in table.items():
             times[name].append(factory()(graph, num_nodes))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
-def hook_cost_us(num_nodes: int, runs: int) -> float:
-    """CPU microseconds per LLM node of the handler's own hooks, driven directly with the
-    events a chain of ``num_nodes`` LLM nodes sends (task start, chat-model start, LLM end,
-    task end; no spans), minimum over ``runs``: what ``instrument()`` adds on top of the
-    no-op-handler floor, steadier on a loaded machine than the whole graph's ratio."""
+def paired_ratio(times: dict[str, list[float]], name: str, floor: str) -> float:
+    """Median over rounds of ``name``'s run divided by ``floor``'s run of the same round:
+    drift on a shared machine moves both alike."""
+    return statistics.median(a / b for a, b in zip(times[name], times[floor], strict=True))
+
+
+def hook_cost_us(num_nodes: int, runs: int, spans: str | None = None) -> float:
+    """CPU microseconds per LLM node of a handler's own hooks, driven directly with the events
+    a chain of ``num_nodes`` LLM nodes sends (task start, chat-model start, LLM end, task end),
+    minimum over ``runs``: steadier on a loaded machine than the whole graph's ratio.
+    ``spans``: None for ``instrument()``'s handler with no tracer provider, ``"autellix"`` for
+    it recording SDK spans, ``"floor"`` for the bare SDK spans of ``_SpanFloorHandler``; with
+    spans each run has its own provider and includes exporting them."""
     from langchain_core.messages import AIMessage, HumanMessage
     from langchain_core.outputs import ChatGeneration, LLMResult
 
-    handler = autellix_graph.AutellixCallbackHandler(sessions=False)
     result = LLMResult(generations=[[ChatGeneration(message=AIMessage("ok"))]])
     messages = [[HumanMessage("hi")]]
     serialized = {"id": ["langchain", "FakeListChatModel"]}
     params = {"_type": "fake-list-chat-model"}
 
     def run() -> float:
+        provider = None if spans is None else sdk_provider()
+        handler: Any
+        if spans == "floor":
+            assert provider is not None
+            handler = _SpanFloorHandler(provider.get_tracer("floor"))
+        else:
+            handler = autellix_graph.AutellixCallbackHandler(
+                sessions=False, tracer_provider=provider
+            )
         start = time.process_time()
         root = uuid.uuid4()
         handler.on_chain_start({}, {}, run_id=root, metadata={}, name="LangGraph")
@@ -290,7 +391,12 @@ def hook_cost_us(num_nodes: int, runs: int) -> float:
             handler.on_llm_end(result, run_id=call, parent_run_id=task)
             handler.on_chain_end({}, run_id=task, parent_run_id=root)
         handler.on_chain_end({}, run_id=root)
-        return time.process_time() - start
+        if provider is not None:
+            provider.force_flush()
+        elapsed = time.process_time() - start
+        if provider is not None:
+            provider.shutdown()
+        return elapsed
 
     run()
     return min(run() for _ in range(runs)) / num_nodes * 1e6
@@ -311,24 +417,30 @@ def main() -> None:
     args = parser.parse_args()
     table = configs()
     names = list(table)
+    ratios = [(n, "no-op handler") for n in names[2:]] + [("autellix + spans", "SDK spans")]
     print(f"load: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         f"| graph ({args.nodes} LLM nodes) | "
         + " | ".join(f"{n} (s)" for n in names)
         + " | "
-        + " | ".join(f"{n} / no-op" for n in names[2:])
+        + " | ".join(f"{n} / {floor.split()[0]}" for n, floor in ratios)
         + " |"
     )
-    print("|---" + "|---:" * (2 * len(names) - 2) + "|")
+    print("|---" + "|---:" * (len(names) + len(ratios)) + "|")
     for label in args.graphs:
-        medians = measure(GRAPHS[label], args.nodes, args.runs, table)
-        floor = medians["no-op handler"]
-        cells = [f"{medians[n]:.3f}" for n in names] + [
-            f"{medians[n] / floor:.3f}" for n in names[2:]
+        times = measure(GRAPHS[label], args.nodes, args.runs, table)
+        cells = [f"{statistics.median(times[n]):.3f}" for n in names] + [
+            f"{paired_ratio(times, n, floor):.3f}" for n, floor in ratios
         ]
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
-    cost = hook_cost_us(args.nodes, args.runs)
-    print(f"autellix hooks alone: {cost:.1f} us CPU per LLM node (4 events, no spans, min of runs)")
+    costs = {
+        spans: hook_cost_us(args.nodes, args.runs, spans) for spans in (None, "autellix", "floor")
+    }
+    print(
+        f"hooks alone, driven directly (4 events per LLM node, min of {args.runs} runs): "
+        f"autellix {costs[None]:.1f} us CPU per node without spans, "
+        f"{costs['autellix']:.1f} us with SDK spans; bare SDK spans {costs['floor']:.1f} us"
+    )
 
 
 if __name__ == "__main__":
