@@ -229,7 +229,8 @@ class AutellixCallbackHandler(BaseCallbackHandler):
         # The response is read only onto a recorded span: converting it costs every call.
         record = self.recorder.get(run_id)
         recorded = record is not None and record.span.is_recording()
-        self.recorder.end_call(run_id, lc.llm_response(response) if recorded else None)
+        reply = lc.llm_response(response, messages=self._captures_content()) if recorded else None
+        self.recorder.end_call(run_id, reply)
 
     @guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

@@ -77,25 +77,27 @@ def message(value: Any) -> Message:
     return Message(role, _text(getattr(value, "content", value)), calls)
 
 
-def llm_response(response: LLMResult) -> LlmResponse:
+def llm_response(response: LLMResult, *, messages: bool = True) -> LlmResponse:
     """Usage, response model, finish reasons and reply of a LangChain result. Usage comes
     from the provider's ``usage`` (``llm_output.token_usage``, what Autellix measured when the
-    call went through it) or else from the message's ``usage_metadata``."""
+    call went through it) or else from the message's ``usage_metadata``. The reply is read
+    only with ``messages`` (content goes on spans only when captured)."""
     output = response.llm_output or {}
     generations = [g for batch in response.generations[:1] for g in batch]
     usage = output.get("token_usage") or output.get("usage") or {}
     input_tokens = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
     output_tokens = _int(usage.get("completion_tokens", usage.get("output_tokens")))
     total_tokens = _int(usage.get("total_tokens"))
-    messages: list[Message] = []
+    replies: list[Message] = []
     reasons: list[str] = []
     for generation in generations:
         chat_message = getattr(generation, "message", None)
-        messages.append(
-            message(chat_message)
-            if chat_message is not None
-            else Message("assistant", generation.text)
-        )
+        if messages:
+            replies.append(
+                message(chat_message)
+                if chat_message is not None
+                else Message("assistant", generation.text)
+            )
         info = generation.generation_info or {}
         reason = info.get("finish_reason")
         if reason:
@@ -112,7 +114,7 @@ def llm_response(response: LLMResult) -> LlmResponse:
         total_tokens=total_tokens,
         response_model=str(model) if model else None,
         finish_reasons=tuple(reasons),
-        messages=tuple(messages),
+        messages=tuple(replies),
     )
 
 
