@@ -453,15 +453,18 @@ class ProgramRecorder:
     def _finish_program(self, record: Record, error: BaseException | None) -> None:
         program = record.program
         self._leave(record)
+        with program.lock:
+            interrupted = bool(program.interrupted_threads)
+        resume_key = program.resume_key
+        paused = interrupted and error is None and resume_key is not None
         if error is not None:
             _mark(program.span, protocol.STATE_FAILED, error)
             program.span.end()
         else:
+            if paused:
+                program.span.set_attribute(protocol.ATTR_STATE, protocol.STATE_INTERRUPTED)
             end_ok(program.span)
-        with program.lock:
-            interrupted = bool(program.interrupted_threads)
-        resume_key = program.resume_key
-        if not interrupted or error is not None or resume_key is None:
+        if not paused or resume_key is None:
             self._end_session(program)
             return
         # Paused for human input: the backend session stays open, so the resumed run continues

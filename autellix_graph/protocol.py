@@ -41,6 +41,7 @@ from autellix_protocol.attributes import (
     STATE_CANCELLED,
     STATE_ERROR,
     STATE_FAILED,
+    STATE_INTERRUPTED,
 )
 from autellix_protocol.headers import (
     HEADER_CALL_ID,
@@ -101,4 +102,5 @@ __all__ = [
     "STATE_CANCELLED",
     "STATE_ERROR",
     "STATE_FAILED",
+    "STATE_INTERRUPTED",
 ]

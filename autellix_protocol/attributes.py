@@ -22,10 +22,12 @@ ATTR_ERROR_KIND: Final = "autellix.error.kind"
 ATTR_STATE: Final = "autellix.state"
 """How a span's run ended when not well: one of ``STATE_ERROR`` (it raised),
 ``STATE_CANCELLED`` (stopped because another part failed) or, on a program span,
-``STATE_FAILED``."""
+``STATE_FAILED`` or ``STATE_INTERRUPTED`` (the run paused for human input; a resumed run
+continues the same program, so the program has not ended)."""
 STATE_ERROR: Final = "error"
 STATE_CANCELLED: Final = "cancelled"
 STATE_FAILED: Final = "failed"
+STATE_INTERRUPTED: Final = "interrupted"
 
 SPAN_KIND_PROGRAM: Final = "program"
 SPAN_KIND_NODE: Final = "node"

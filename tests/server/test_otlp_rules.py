@@ -282,6 +282,22 @@ def test_a_program_span_ends_its_program_and_is_counted_placed(server: LiveServe
     assert (ended["finished"], ended["state"]) == (True, "finished")
 
 
+def test_a_program_span_ended_by_an_interrupt_leaves_its_program_running(
+    server: LiveServer,
+) -> None:
+    # A run paused by interrupt() ends its program span; the resumed run continues the same
+    # program, so the program has not finished until a run of it ends without pausing.
+    paused = {KIND: "program", PROGRAM: "paused", p.ATTR_STATE: p.STATE_INTERRUPTED}
+    post(server, span("run", paused))
+    assert (program(server, "paused")["finished"], program(server, "paused")["state"]) == (
+        False,
+        "running",
+    )
+    post(server, span("run", {KIND: "program", PROGRAM: "paused"}, span_id=b"\x02" * 8))
+    ended = program(server, "paused")
+    assert (ended["finished"], ended["state"]) == (True, "finished")
+
+
 def test_spans_are_rejected_not_failed_when_the_process_table_is_full(serve: Any) -> None:
     live: LiveServer = serve(sim_config(limits=Limits(max_programs=1)))
     chat = {

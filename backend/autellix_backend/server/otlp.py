@@ -50,6 +50,7 @@ from autellix_protocol.attributes import (
     SPAN_KIND_PROGRAM,
     SPAN_KINDS,
     STATE_CANCELLED,
+    STATE_INTERRUPTED,
 )
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
@@ -72,6 +73,8 @@ class SpanFacts:
     failed: bool
     cancelled: bool = False
     """The front end stopped the run because another part of the program failed."""
+    interrupted: bool = False
+    """A program span whose run paused for human input: the program goes on when resumed."""
     start: float | None = None
     """Unix time the span started (None when the exporter sent none)."""
     end: float | None = None
@@ -159,7 +162,7 @@ def place(facts: SpanFacts, programs: ProgramRegistry, owner: str | None) -> boo
         return False
     if facts.kind == SPAN_KIND_PROGRAM:
         if facts.ended:
-            session.finished = True
+            session.finished = not facts.interrupted
             session.failed = facts.failed
         return True
     programs.add_thread(session, facts.thread_id, facts.parent_thread_id)
@@ -212,6 +215,7 @@ def _facts(span: Span, attrs: Mapping[str, Any], max_id_length: int) -> SpanFact
         ended=span.end_time_unix_nano > 0,
         failed=span.status.code == Status.STATUS_CODE_ERROR,
         cancelled=attrs.get(ATTR_STATE) == STATE_CANCELLED,
+        interrupted=attrs.get(ATTR_STATE) == STATE_INTERRUPTED,
         start=span.start_time_unix_nano / 1e9 if span.start_time_unix_nano > 0 else None,
         end=span.end_time_unix_nano / 1e9 if span.end_time_unix_nano > 0 else None,
     )
