@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from autellix_backend.core import SchedulerConfig
+from autellix_backend.engines.base import RequestKind
 from autellix_backend.engines.kv_events import KVEventSource, KVEventSubscriber, token_block_hashes
 from autellix_backend.routing import CacheAwareBalancer
 from tests._deps import require
@@ -29,8 +31,6 @@ from vllm.distributed.kv_events import (  # noqa: E402
     BlockStored,
     KVEventBatch,
 )
-
-pytestmark = pytest.mark.asyncio
 
 BLOCK = 4
 
@@ -95,6 +95,7 @@ async def wired() -> AsyncIterator[tuple[Publisher, KVEventSubscriber, CacheAwar
         publisher.socket.close(linger=0)
 
 
+@pytest.mark.asyncio
 async def test_stored_blocks_chain_through_parents_and_leave_on_removal_and_clear(
     wired: tuple[Publisher, KVEventSubscriber, CacheAwareBalancer],
 ) -> None:
@@ -120,6 +121,7 @@ async def test_stored_blocks_chain_through_parents_and_leave_on_removal_and_clea
     assert len(subscriber.translator) == 0 and subscriber.num_dropped == 0
 
 
+@pytest.mark.asyncio
 async def test_malformed_messages_are_dropped_and_later_events_still_arrive(
     wired: tuple[Publisher, KVEventSubscriber, CacheAwareBalancer],
 ) -> None:
@@ -137,6 +139,7 @@ async def test_malformed_messages_are_dropped_and_later_events_still_arrive(
     assert subscriber.num_dropped == 4
 
 
+@pytest.mark.asyncio
 async def test_offload_tiers_and_a_restarted_engine_leave_no_blocks(
     wired: tuple[Publisher, KVEventSubscriber, CacheAwareBalancer],
 ) -> None:
@@ -150,3 +153,44 @@ async def test_offload_tiers_and_a_restarted_engine_leave_no_blocks(
     assert len(subscriber.translator) == 1
     subscriber.clear()  # the pool's call when the engine leaves rotation
     await until(lambda: balancer.match_length("e", ours) == 0, "the cleared mirror")
+
+
+def test_a_remote_engine_names_its_publisher_and_tokenizer() -> None:
+    from autellix_backend.server import EngineSpec
+    from autellix_backend.server.config import ConfigError
+    from autellix_backend.server.engine_factory import build_engine
+
+    def spec(**options: Any) -> EngineSpec:
+        return EngineSpec(
+            kind="remote_vllm", engine_id="gpu-0", url="http://h:8000", model="m", options=options
+        )
+
+    engine = build_engine(spec(kv_events_endpoint="tcp://h:5557", block_size=16), SchedulerConfig())
+    assert engine.kv_event_source() == KVEventSource("tcp://h:5557", "m", 16)
+    assert build_engine(spec(), SchedulerConfig()).kv_event_source() is None
+    with pytest.raises(ConfigError, match="kv_events_endpoint"):
+        build_engine(spec(kv_events_endpoint="h:5557"), SchedulerConfig())
+
+
+def test_completion_prompts_tokenize_as_vllm_takes_them() -> None:
+    from transformers import AutoTokenizer
+
+    from autellix_backend.models import ensure_tiny_model
+    from autellix_backend.server.prompt_tokens import PromptTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(ensure_tiny_model()))
+    prompts = PromptTokenizer(tokenizer)
+    text = "The quick brown fox jumps over the lazy dog."
+    encoded = list(tokenizer.encode(text))
+    assert prompts.token_ids(RequestKind.COMPLETION, {"prompt": text}) == encoded
+    assert prompts.token_ids(RequestKind.COMPLETION, {"prompt": [text, "other"]}) == encoded
+    assert prompts.token_ids(RequestKind.COMPLETION, {"prompt": [5, 6, 7]}) == [5, 6, 7]
+    assert prompts.token_ids(RequestKind.COMPLETION, {"prompt": [[5, 6], [7]]}) == [5, 6]
+    parts = {
+        "role": "user",
+        "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+    }
+    flat = {"role": "user", "content": "a\nb"}
+    assert prompts.token_ids(RequestKind.CHAT, {"messages": [parts]}) == prompts.token_ids(
+        RequestKind.CHAT, {"messages": [flat]}
+    )
