@@ -8,26 +8,29 @@ each chat prompt with the engine's chat template, tokenizes it and hashes its fu
 a short chat and on a BFCL-like agent prompt of about 5k tokens (a BFCL multi-turn task's
 tool docs, 18 file-system functions, in the system prompt and as ``tools``, then three
 turns), with the
-tiny model's tokenizer unless ``--tokenizer`` names another. Wall and CPU time per call, the
-machine load beside them.
+tiny model's tokenizer unless ``--tokenizer`` names another. Each call appends a new user
+turn; "new prefix" empties the tokenizer's piece cache before each call (a program's first
+call, tool docs never seen), "prefix seen" keeps it (the calls after). Wall and CPU time per
+call, the machine load beside them.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from autellix_backend.engines.base import RequestKind
 from autellix_backend.engines.kv_events import KVEventSource, token_block_hashes
 from autellix_backend.models import ensure_tiny_model
-from autellix_backend.server.prompt_tokens import PromptTokenizer
+from autellix_backend.server.prompt_tokens import PieceCache, PromptTokenizer
 from autellix_backend.server.prompts import MAX_BLOCKS, block_hashes
 
 TASKS = Path(__file__).resolve().parents[1] / "examples" / "bfcl" / "tasks.json"
@@ -81,15 +84,25 @@ def main() -> None:
     for name, body in (("short chat", short()), ("BFCL-like chat", bfcl_like())):
         text = "\n".join(str(m["content"]) for m in body["messages"])
         ids = tokenizer.token_ids(RequestKind.CHAT, body)
+        turns = itertools.count()
 
-        def tokens(body: dict[str, Any] = body) -> object:
-            ids = tokenizer.token_ids(RequestKind.CHAT, body)
+        def tokens(
+            body: dict[str, Any] = body, turns: Iterator[int] = turns, cold: bool = False
+        ) -> object:
+            # each call ends with a new user turn, as an agent's next call does
+            turn = {"role": "user", "content": f"Step {next(turns)}: go on."}
+            call = {**body, "messages": [*body["messages"], turn]}
+            if cold:
+                tokenizer.pieces = PieceCache()
+            ids = tokenizer.token_ids(RequestKind.CHAT, call)
             return token_block_hashes(ids, BLOCK, max_blocks=MAX_BLOCKS)
 
-        median, p90, cpu = timed(tokens, args.calls)
+        cold = timed(functools.partial(tokens, cold=True), args.calls)
+        warm = timed(tokens, args.calls)
         text_median, _, _ = timed(functools.partial(block_hashes, text), args.calls)
-        timing = f"{median:,.0f} / {p90:,.0f} / {cpu:,.0f}"
-        print(f"{name} | {len(text):,} | {len(ids):,} | {timing} | {text_median:,.0f}")
+        for label, (median, p90, cpu) in (("new prefix", cold), ("prefix seen", warm)):
+            timing = f"{median:,.0f} / {p90:,.0f} / {cpu:,.0f}"
+            print(f"{name}, {label} | {len(text):,} | {len(ids):,} | {timing} | {text_median:,.0f}")
 
 
 if __name__ == "__main__":

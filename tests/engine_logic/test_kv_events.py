@@ -194,3 +194,34 @@ def test_completion_prompts_tokenize_as_vllm_takes_them() -> None:
     assert prompts.token_ids(RequestKind.CHAT, {"messages": [parts]}) == prompts.token_ids(
         RequestKind.CHAT, {"messages": [flat]}
     )
+
+
+def test_chat_prompts_encoded_piece_by_piece_equal_a_whole_encode() -> None:
+    from tokenizers import AddedToken
+    from transformers import AutoTokenizer
+
+    from autellix_backend.models import ensure_tiny_model
+    from autellix_backend.server.prompt_tokens import CHECKED_CALLS, PromptTokenizer
+
+    path = str(ensure_tiny_model())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    prompts = PromptTokenizer(tokenizer)
+    docs = "search(query: str, limit: int) finds pages. read(path: str) reads a file. " * 20
+    messages = [{"role": "system", "content": docs}]
+    for step in range(CHECKED_CALLS + 3):  # past the checked calls, on the cached pieces
+        messages.append({"role": "user", "content": f"Step {step}: <|end|> go on."})
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        whole = list(tokenizer.encode(text, add_special_tokens=False))
+        assert prompts.token_ids(RequestKind.CHAT, {"messages": messages}) == whole
+        messages.append({"role": "assistant", "content": f"search(query='step {step}')"})
+    assert prompts.pieces.num_chars >= len(docs)  # the tool docs' piece is cached
+
+    # An added token that eats the spaces beside it: its neighbours are not encoded apart.
+    stripping = AutoTokenizer.from_pretrained(path)
+    stripping.add_tokens([AddedToken("<|tool|>", rstrip=True)])
+    body = {"messages": [{"role": "user", "content": "<|tool|>   result " * 40}]}
+    text = stripping.apply_chat_template(
+        body["messages"], add_generation_prompt=True, tokenize=False
+    )
+    expected = list(stripping.encode(text, add_special_tokens=False))
+    assert PromptTokenizer(stripping).token_ids(RequestKind.CHAT, body) == expected

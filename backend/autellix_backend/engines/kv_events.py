@@ -75,9 +75,10 @@ def token_block_hashes(
         num_blocks = min(num_blocks, max_blocks)
     hashes: list[int] = []
     previous = b"" if parent is None else parent.to_bytes(8, "big")
-    for start in range(0, num_blocks * block_size, block_size):
-        data = array("q", token_ids[start : start + block_size]).tobytes()
-        previous = hashlib.blake2b(previous + data, digest_size=8).digest()
+    data = array("q", token_ids[: num_blocks * block_size]).tobytes()
+    step = block_size * 8
+    for start in range(0, len(data), step):
+        previous = hashlib.blake2b(previous + data[start : start + step], digest_size=8).digest()
         hashes.append(int.from_bytes(previous, "big"))
     return hashes
 
