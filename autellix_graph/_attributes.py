@@ -357,19 +357,24 @@ def is_secret_name(name: str) -> bool:
 def without_secrets(value: Any) -> Any:
     """``value`` with credential-looking keys, LangChain secret markers and anything that is
     not plain JSON data (clients, ``SecretStr``...) removed, recursively."""
+    if isinstance(value, str | int | float | bool):  # first: most values; the ABC check is slow
+        return value
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return [v for v in (without_secrets(item) for item in value) if v is not None]
     if isinstance(value, Mapping):
         if value.get("lc") == 1 and value.get("type") == "secret":
             return None
-        cleaned = {
-            str(k): without_secrets(v)
-            for k, v in value.items()
-            if not is_secret_name(str(k)) and not str(k).startswith("_")
-        }
-        return {k: v for k, v in cleaned.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [v for v in (without_secrets(item) for item in value) if v is not None]
-    if isinstance(value, str | int | float | bool):
-        return value
+        cleaned = {}
+        for key, item in value.items():
+            name = str(key)
+            if name.startswith("_") or is_secret_name(name):
+                continue
+            item = without_secrets(item)
+            if item is not None:
+                cleaned[name] = item
+        return cleaned
     return None
 
 
