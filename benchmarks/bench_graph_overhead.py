@@ -414,10 +414,22 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--graphs", nargs="*", default=list(GRAPHS), choices=list(GRAPHS))
+    parser.add_argument(
+        "--configs",
+        nargs="*",
+        help="run only these configurations (names as in the table; the no-op handler and "
+        "the bare SDK spans always run, as the floors)",
+    )
     args = parser.parse_args()
     table = configs()
+    if args.configs:
+        keep = {*args.configs, "no-op handler", "SDK spans"}
+        table = {name: factory for name, factory in table.items() if name in keep}
     names = list(table)
-    ratios = [(n, "no-op handler") for n in names[2:]] + [("autellix + spans", "SDK spans")]
+    floors = ("plain", "no-op handler")
+    ratios = [(n, "no-op handler") for n in names if n not in floors]
+    if "autellix + spans" in table:
+        ratios.append(("autellix + spans", "SDK spans"))
     print(f"load: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         f"| graph ({args.nodes} LLM nodes) | "
