@@ -68,17 +68,21 @@ def capacity(
 ) -> Capacity:
     """Highest rate of ``runs`` (one curve, any seeds) meeting ``target`` on ``metric``.
 
-    Each seed's capacity is read off its own runs; several seeds give their median and range.
+    Each seed's capacity is read off its own runs, against the target its probes were
+    searched with when they carry one (seeds searched in separate benches may have derived
+    different targets, and their probes bracket only their own); several seeds give their
+    median and range.
     """
     seeds = sorted({r.spec.seed for r in runs})
-    return over_seeds(
-        [
-            max_rate_meeting(
-                [(r.spec.rate, r.metrics[metric]) for r in runs if r.spec.seed == seed], target
-            )
-            for seed in seeds
-        ]
-    )
+    capacities = []
+    for seed in seeds:
+        own = [r for r in runs if r.spec.seed == seed]
+        searched = next((r.metrics[TARGET_METRIC] for r in own if TARGET_METRIC in r.metrics), None)
+        if metric != "mean_latency_per_token":  # searches target the mean only
+            searched = None
+        points = [(r.spec.rate, r.metrics[metric]) for r in own]
+        capacities.append(max_rate_meeting(points, target if searched is None else searched))
+    return over_seeds(capacities)
 
 
 def first_seed(runs: Sequence[RunRecord]) -> list[RunRecord]:
