@@ -22,6 +22,7 @@ JSON = {"content-type": "application/json"}
 
 
 def _without_fast_routes(live: LiveServer) -> LiveServer:
+    live.app.front = None
     routes = live.app.router.routes
     routes[:] = [
         r for r in routes if not isinstance(getattr(r, "endpoint", None), FastCompletionRoute)

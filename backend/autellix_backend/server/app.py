@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from autellix_backend.core import ProgramRecord
 from autellix_backend.engines.base import EngineAdapter
@@ -19,7 +20,11 @@ from autellix_backend.server.engine_factory import build_engines
 from autellix_backend.server.errors import install_error_handlers
 from autellix_backend.server.gateway import Gateway
 from autellix_backend.server.metrics import ServiceMetrics
-from autellix_backend.server.middleware import BodyLimitMiddleware, RequestCountMiddleware
+from autellix_backend.server.middleware import (
+    BodyLimitMiddleware,
+    RequestCounter,
+    RequestCountMiddleware,
+)
 from autellix_backend.server.pool import EnginePool, EngineSlot
 from autellix_backend.server.programs import ProgramRegistry, Session
 from autellix_backend.server.routes import completions, operations, programs, traces, ui
@@ -34,7 +39,7 @@ log = logging.getLogger("autellix.server")
 
 def create_app(
     config: ServerConfig | None = None, *, engines: Sequence[EngineAdapter] | None = None
-) -> FastAPI:
+) -> AutellixApp:
     """Build the service; ``engines`` replaces the ones ``config`` describes (for embedding)."""
     config = (config or ServerConfig()).validate()
     adapters = list(engines) if engines is not None else build_engines(config)
@@ -103,7 +108,7 @@ def create_app(
             await pool.drain(config.shutdown_grace_s)
             await pool.aclose()
 
-    app = FastAPI(
+    app = AutellixApp(
         title="Autellix",
         version=_version(),
         summary="Program-aware, OpenAI-compatible LLM serving for agentic programs.",
@@ -116,12 +121,33 @@ def create_app(
             ShardRouter, gateways=config.sharding.gateways, self_url=config.sharding.self_url
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_body_bytes)
-    app.add_middleware(RequestCountMiddleware, counter=metrics.requests)
+    requests = RequestCounter(metrics.requests)
+    app.add_middleware(RequestCountMiddleware, counter=requests)
     for module in (completions, programs, traces, operations, ui):
         app.include_router(module.router)
     app.include_router(ui.page)
     app.router.routes[0:0] = completions.fast_routes(app.router.routes)
+    if not config.sharding.gateways:  # a sharded gateway forwards others' programs first
+        app.front = completions.CompletionFront(
+            app.router.routes, counter=requests, max_body_bytes=config.limits.max_body_bytes
+        )
     return app
+
+
+class AutellixApp(FastAPI):
+    """The service's app: FastAPI, with completion calls answered by ``front`` first."""
+
+    front: completions.CompletionFront | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is not None:
+            scope["app"] = self
+            replay = await front.handle(scope, receive, send)
+            if replay is None:
+                return
+            receive = replay
+        await super().__call__(scope, receive, send)
 
 
 async def _reap_loop(registry: ProgramRegistry, idle_timeout_s: float) -> None:

@@ -73,37 +73,41 @@ def from_core(exc: AutellixError) -> APIError:
     return bad_request(str(exc))
 
 
+def error_response(exc: Exception, *, method: str = "", path: str = "") -> JSONResponse:
+    """The OpenAI-shaped answer to ``exc``; an unexpected one is logged and becomes a 500.
+
+    The app's exception handlers answer with it, and so does the completion routes' front
+    (``routes/completions.py``), which serves calls outside the app's middleware.
+    """
+    if isinstance(exc, APIError):
+        return JSONResponse(exc.body(), status_code=exc.status)
+    if isinstance(exc, RequestValidationError):
+        return JSONResponse(_validation_error(exc).body(), status_code=400)
+    if isinstance(exc, StarletteHTTPException):
+        error = APIError(exc.status_code, str(exc.detail), code="http_error")
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc, AutellixError):
+        error = from_core(exc)
+        return JSONResponse(error.body(), status_code=error.status)
+    log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+    error = APIError(500, "internal error", type="server_error", code="internal_error")
+    return JSONResponse(error.body(), status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error in the OpenAI shape; unexpected ones are logged and become 500."""
 
-    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, APIError)
-        return JSONResponse(exc.body(), status_code=exc.status)
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc, method=request.method, path=request.url.path)
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return JSONResponse(_validation_error(exc).body(), status_code=400)
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        error = APIError(exc.status_code, str(exc.detail), code="http_error")
-        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
-
-    async def on_core(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AutellixError)
-        error = from_core(exc)
-        return JSONResponse(error.body(), status_code=error.status)
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        error = APIError(500, "internal error", type="server_error", code="internal_error")
-        return JSONResponse(error.body(), status_code=500)
-
-    app.add_exception_handler(APIError, on_api_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(AutellixError, on_core)
-    app.add_exception_handler(Exception, on_unexpected)
+    for kind in (
+        APIError,
+        RequestValidationError,
+        StarletteHTTPException,
+        AutellixError,
+        Exception,
+    ):
+        app.add_exception_handler(kind, on_error)
 
 
 def _validation_error(exc: RequestValidationError) -> APIError:

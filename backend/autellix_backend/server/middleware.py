@@ -73,13 +73,27 @@ def _json(data: object) -> bytes:
     return json.dumps(data).encode()
 
 
+class RequestCounter:
+    """``autellix_requests`` by route template and status; each child is looked up once
+    (``labels()`` checks and locks each time)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self._children: dict[tuple[str, int], Counter] = {}
+
+    def count(self, path: str, status: int) -> None:
+        child = self._children.get((path, status))
+        if child is None:
+            child = self._children[path, status] = self.counter.labels(path, str(status))
+        child.inc()
+
+
 class RequestCountMiddleware:
     """Count answered requests by route template and status."""
 
-    def __init__(self, app: ASGIApp, *, counter: Counter) -> None:
+    def __init__(self, app: ASGIApp, *, counter: RequestCounter) -> None:
         self.app = app
         self.counter = counter
-        self._children: dict[tuple[str, int], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,8 +111,4 @@ class RequestCountMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            child = self._children.get((path, status))
-            if child is None:  # labels() checks and locks each time: remember each child
-                child = self._children[path, status] = self.counter.labels(path, str(status))
-            child.inc()
+            self.counter.count(getattr(route, "path", None) or "unmatched", status)

@@ -6,7 +6,8 @@ it reads the body, validates it with pydantic-core straight from the bytes and r
 gateway code, without FastAPI's dependency and body machinery (most of a call's gateway time
 at light load). Anything that would not be a success (bad JSON or fields, a wrong content
 type, a bad key or tag header) is replayed to the FastAPI route, so errors stay byte for byte
-what they were.
+what they were. ``CompletionFront`` runs the same route ahead of the app's middleware and
+router, for a call whose body size is known and within the limit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Route
 
 from autellix_backend.engines.base import RequestKind
-from autellix_backend.server.errors import APIError
+from autellix_backend.server.errors import APIError, error_response
+from autellix_backend.server.middleware import RequestCounter
 from autellix_backend.server.openai_format import dumps
 from autellix_backend.server.pool import CallStream
 from autellix_backend.server.schemas import (
@@ -141,8 +143,11 @@ async def _serve(
         raise
     finally:
         watching.cancel()
-    gateway.close_soon(call, done.usage, "finished")
-    return _BodyResponse(gateway.body(call, done), headers=call.headers())
+    response = _BodyResponse(gateway.body(call, done), headers=call.headers())
+    # The answer goes out first; the table and the metrics learn of the call's end right
+    # after, from the loop's ready queue, so before it reads any further request.
+    asyncio.get_running_loop().call_soon(gateway.close_soon, call, done.usage, "finished")
+    return response
 
 
 class _ClientGone(Exception):
@@ -179,19 +184,26 @@ class FastCompletionRoute:
         self.kind, self.model = _BODIES[declared.path]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        replay = await self.serve(scope, receive, send)
+        if replay is not None:
+            scope["route"] = self.declared
+            scope["endpoint"] = self.declared.endpoint
+            await self.declared.handle(scope, replay, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Serve the call when it is valid and return None; else return a ``receive`` that
+        replays what was read, for the declared route to answer."""
         messages = await _read_body(receive)
         body = b"".join(m.get("body", b"") for m in messages)
         state: ServiceState = scope["app"].state.autellix
         whole = messages[-1]["type"] == "http.request"
         accepted = self._accept(state, Headers(scope=scope), body) if whole else None
         if accepted is None:
-            scope["route"] = self.declared
-            scope["endpoint"] = self.declared.endpoint
-            await self.declared.handle(scope, _replay(messages, receive), send)
-            return
+            return _replay(messages, receive)
         request, owner, tags = accepted
         response = await _serve(state, receive, owner, self.kind, request, tags)
         await response(scope, receive, send)
+        return None
 
     def _accept(
         self, state: ServiceState, headers: Headers, body: bytes
@@ -225,6 +237,77 @@ def fast_routes(routes: Sequence[BaseRoute]) -> list[Route]:
         for route in routes
         if isinstance(route, APIRoute) and route.path in _BODIES and "POST" in route.methods
     ]
+
+
+class CompletionFront:
+    """Serves completion calls ahead of the app's middleware and router.
+
+    Starlette's layers (its error and exception middleware, the exit stack, routing, our
+    request count and body limit) wrap every call in a dozen coroutines and send wrappers.
+    Here a ``POST`` to a completion route whose Content-Length is within the body limit
+    goes straight to its ``FastCompletionRoute``, counted in ``autellix_requests`` and with
+    errors answered as the app's handlers would. Any other request, and any call the route
+    refuses, is left to the app, its body replayed.
+
+    Args:
+        routes: the app's routes; their ``FastCompletionRoute`` endpoints are served here.
+        counter: the app's request counter.
+        max_body_bytes: the app's body limit; a larger or unsized body goes to the app.
+    """
+
+    def __init__(
+        self, routes: Sequence[BaseRoute], *, counter: RequestCounter, max_body_bytes: int
+    ) -> None:
+        self._routes = {
+            route.path: route.endpoint
+            for route in routes
+            if isinstance(route, Route) and isinstance(route.endpoint, FastCompletionRoute)
+        }
+        self._counter = counter
+        self._max_body_bytes = max_body_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """None when the request was answered here; else the ``receive`` the app must read
+        it with."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return receive
+        route = self._routes.get(scope["path"])
+        if route is None or not self._sized_within_limit(scope["headers"]):
+            return receive
+        status = 500
+        started = False
+
+        async def send_status(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+            await send(message)
+
+        served = True
+        try:
+            replay = await route.serve(scope, receive, send_status)
+            if replay is not None:
+                served = False
+                return replay
+        except Exception as exc:
+            if started:
+                raise
+            response = error_response(exc, method="POST", path=scope["path"])
+            await response(scope, receive, send_status)
+        finally:
+            if served:
+                self._counter.count(route.declared.path, status)
+        return None
+
+    def _sized_within_limit(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    return 0 <= int(value) <= self._max_body_bytes
+                except ValueError:
+                    return False
+        return False
 
 
 def _is_json(content_type: str) -> bool:
