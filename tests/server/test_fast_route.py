@@ -131,3 +131,21 @@ def test_the_schema_lists_each_completion_route_once(pair: tuple[LiveServer, Liv
         post = schema["paths"][path]["post"]
         assert "requestBody" in post
     assert schema == httpx.get(f"{pair[1].url}/openapi.json").json()
+
+
+def test_a_call_the_gateway_refuses_is_answered_and_counted_as_the_app_does(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    """Valid JSON for a model nobody serves: the gateway's own error, raised past the point
+    where the front has taken the call, is the app's answer, and counted once by status."""
+    body = b'{"model": "nope", "messages": [{"role": "user", "content": "hi"}]}'
+    answers = []
+    for live in pair:
+        before = live.metric("autellix_requests_total", route="/v1/chat/completions", status="404")
+        r = httpx.post(f"{live.url}/v1/chat/completions", content=body, headers=JSON | AUTH)
+        after = live.metric("autellix_requests_total", route="/v1/chat/completions", status="404")
+        assert after - before == 1, r.text
+        answers.append(r)
+    assert answers[0].status_code == answers[1].status_code == 404
+    assert answers[0].content == answers[1].content
+    assert answers[0].json()["error"]["code"] == "model_not_found"
