@@ -1,7 +1,12 @@
-"""A real ``vllm.entrypoints.openai.api_server`` running the plugin, reached over HTTP."""
+"""A real ``vllm.entrypoints.openai.api_server`` running the plugin, reached over HTTP.
+
+The server also publishes its KV events on a ZMQ PUB socket it binds (``tcp://*:<port>``),
+which a ``cache_aware`` gateway configured as docs/engines.md says reads.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +22,18 @@ from autellix_backend.engines.base import EngineRequest, ProgramTag, RequestKind
 from autellix_backend.engines.openai_compat import OpenAICompatEngine
 from autellix_backend.engines.remote_vllm import RemoteVLLMEngine
 from autellix_backend.models import ensure_tiny_model
+from autellix_backend.server import EngineSpec, ServerConfig
 from autellix_protocol.snapshot import ProgramSnapshot
+from tests.engine.test_kv_events_routing import (
+    BLOCK,
+    SYSTEM,
+    _chat,
+    _matched,
+    _post,
+    _token_ids,
+    _until,
+)
+from tests.server.conftest import LiveServer
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
 
@@ -29,8 +45,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, str]]:
+def kv_events_port() -> int:
+    """Where the server binds its KV events publisher."""
+    return _free_port()
+
+
+@pytest.fixture(scope="module")
+def server(kv_events_port: int) -> Iterator[tuple[str, str]]:
     port, report_port = _free_port(), _free_port()
+    kv_events = {
+        "enable_kv_cache_events": True,
+        "publisher": "zmq",
+        "endpoint": f"tcp://*:{kv_events_port}",
+    }
     env = {**os.environ, "AUTELLIX_POLICY": "plas", "AUTELLIX_REPORT_PORT": str(report_port)}
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -39,6 +66,8 @@ def server() -> Iterator[tuple[str, str]]:
         "--max-model-len", "1024", "--max-num-seqs", "2", "--kv-cache-memory-bytes", "8388608",
         "--host", "127.0.0.1", "--port", str(port),
         "--scheduler-cls", "autellix_integrations.vllm.AutellixScheduler",
+        "--enable-prefix-caching", "--kv-events-config", json.dumps(kv_events),
+        "--enable-prompt-tokens-details",  # usage says how many prompt tokens were cached
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -163,3 +192,43 @@ async def test_generic_openai_adapter_streams_from_the_same_server(
     assert engine.model == "tiny"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
     assert chunks[-1].usage.service == 0.0
+
+
+async def test_a_cache_aware_gateway_mirrors_what_the_server_caches(
+    server: tuple[str, str], kv_events_port: int
+) -> None:
+    """A gateway set up as docs/engines.md says (``remote_vllm`` with ``kv_events_endpoint``
+    and ``tokenizer``, ``balancer: cache_aware``) hears the server's own KV events: after a
+    call, the balancer matches exactly the prompt's full blocks, as many as vLLM then reports
+    cached on a repeat of the call, and nothing of a prompt that differs from its first
+    token. The block size is learned from the first event."""
+    asked = _chat("Plan a trip: trains from Lyon to Turin, then a night in Milan. " * 2)
+    system = {"role": "system", "content": "Answer in French. " + SYSTEM}
+    other = {**asked, "messages": [system, *asked["messages"][1:]]}
+    tokens = _token_ids(asked)
+    full = len(tokens) // BLOCK
+    # several blocks, the last one partial: vLLM's cache hit on a repeat is all of them
+    assert full >= 8 and len(tokens) % BLOCK
+    assert _token_ids(other)[:BLOCK] != tokens[:BLOCK]
+
+    base, reports = server
+    options = {
+        "report_url": reports,
+        "kv_events_endpoint": f"tcp://127.0.0.1:{kv_events_port}",
+        "tokenizer": str(ensure_tiny_model()),
+    }
+    engine = EngineSpec(kind="remote_vllm", engine_id="kv", model="tiny", url=base, options=options)
+    live = LiveServer(ServerConfig(engines=(engine,), balancer="cache_aware").validate())
+    live.start(timeout=120)
+    try:  # the first call right away: its events are the first the gateway hears
+        usage = _post(live, "/v1/chat/completions", asked)["usage"]
+        assert usage["prompt_tokens"] == len(tokens)  # the gateway tokenizes as the server
+        _until(lambda: _matched(live, asked) == full, f"the prompt's {full} blocks")
+        assert _matched(live, other) == 0
+
+        usage = _post(live, "/v1/chat/completions", asked)["usage"]
+        assert usage["prompt_tokens_details"]["cached_tokens"] == full * BLOCK  # vLLM agrees
+        assert _matched(live, asked) == full
+        assert _matched(live, other) == 0
+    finally:
+        live.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -153,6 +154,38 @@ async def test_offload_tiers_and_a_restarted_engine_leave_no_blocks(
     assert len(subscriber.translator) == 1
     subscriber.clear()  # the pool's call when the engine leaves rotation
     await until(lambda: balancer.match_length("e", ours) == 0, "the cleared mirror")
+
+
+@pytest.mark.asyncio
+async def test_an_endpoint_with_a_star_is_bound_and_vllms_publisher_connects_to_it() -> None:
+    """``tcp://*:port``: the gateway binds, and vLLM's own ``ZmqEventPublisher``, given the
+    gateway's address (no ``*``), connects to it."""
+    from vllm.distributed.kv_events import ZmqEventPublisher
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    balancer = CacheAwareBalancer()
+    source = KVEventSource(endpoint=f"tcp://*:{port}", tokenizer="unused")
+    listener = functools.partial(balancer.on_kv_event, "e")
+    subscriber = KVEventSubscriber(
+        "e", source, listener, asyncio.get_running_loop().call_soon_threadsafe
+    )
+    subscriber.start()
+    publisher = ZmqEventPublisher(0, endpoint=f"tcp://127.0.0.1:{port}")
+    try:
+        tokens = list(range(60, 60 + BLOCK))
+        ours = token_block_hashes(tokens, BLOCK)
+        # ZMQ drops what a PUB sends before the subscription reaches it: send until one lands
+        deadline = asyncio.get_running_loop().time() + 10
+        while balancer.match_length("e", ours) == 0:
+            assert asyncio.get_running_loop().time() < deadline, "never: the publisher's block"
+            publisher.publish(KVEventBatch(ts=0.0, events=[stored([61], None, tokens)]))
+            await asyncio.sleep(0.02)
+        assert subscriber.num_dropped == 0
+    finally:
+        publisher.shutdown()
+        subscriber.stop()
 
 
 def test_a_remote_engine_names_its_publisher_and_tokenizer() -> None:
