@@ -114,13 +114,18 @@ def make_scheduler(
             )
         ],
     )
-    return AutellixScheduler(
+    scheduler = AutellixScheduler(
         vllm_config=config,
         kv_cache_config=kv_cache_config,
         log_stats=False,
         structured_output_manager=StructuredOutputManager(config),
         block_size=BLOCK_SIZE,
     )
+    # On the fake clock from the start: a request added before the test's EngineLoop exists
+    # must not arrive on the machine's monotonic clock (its uptime), which made waits depend
+    # on how long ago the machine booted (the test below failed in CI within 16 min of boot).
+    scheduler.autellix_clock = FakeClock()
+    return scheduler
 
 
 def make_request(
@@ -165,6 +170,9 @@ class EngineLoop:
     finished: dict[str, EngineCoreOutput] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        clock = self.scheduler.autellix_clock
+        if isinstance(clock, FakeClock):  # make_scheduler's, which earlier arrivals used
+            self.clock = clock
         self.scheduler.autellix_clock = self.clock
         self.depth = 2 if isinstance(self.scheduler, AsyncScheduler) else 1
 
