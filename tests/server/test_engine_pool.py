@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from autellix_backend.server import EngineSpec, ServerConfig
 from autellix_backend.server.pool import MAX_PROBE_TIMEOUTS
 from tests.server.conftest import LiveServer, sim_config
 
@@ -135,3 +136,20 @@ def test_a_busy_engine_whose_probe_times_out_keeps_serving(serve: Any) -> None:
         live.run(setattr, engine, "health", real_probe)
         live.run(outcomes.put_nowait, "ok")
         _wait_for(lambda: client.get("/healthz").status_code == 200)
+
+
+def test_an_openai_engine_without_a_model_serves_the_one_its_server_lists() -> None:
+    """``model`` left out of an OpenAI-compatible engine: the adapter learns the server's
+    first model when it starts, and the gateway routes calls for that model to it (the pool
+    indexed engines by model before they had started, so such calls were a 404)."""
+    engine = LiveServer(sim_config(time_scale=0.0)).start()
+    spec = EngineSpec(kind="openai", engine_id="upstream", url=engine.url)
+    gateway = LiveServer(ServerConfig(engines=(spec,)).validate()).start()
+    try:
+        assert httpx.get(f"{gateway.url}/v1/models").json()["data"][0]["id"] == "sim"
+        r = httpx.post(f"{gateway.url}/v1/chat/completions", json=SHORT, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] == 2
+    finally:
+        gateway.stop()
+        engine.stop()

@@ -237,8 +237,16 @@ class EnginePool:
         self._on_health_change = on_health_change
         self._supervising = False
         self._by_model: dict[str, list[EngineSlot]] = {}
+        self._index_models()
+
+    def _index_models(self) -> None:
+        """Engines by the model they serve. An adapter may learn its model when it starts
+        (an OpenAI-compatible server's first model), so this runs again then."""
+        by_model: dict[str, list[EngineSlot]] = {}
         for slot in self.slots.values():
-            self._by_model.setdefault(slot.adapter.model, []).append(slot)
+            if slot.adapter.model:
+                by_model.setdefault(slot.adapter.model, []).append(slot)
+        self._by_model = by_model
 
     @property
     def models(self) -> list[str]:
@@ -304,6 +312,8 @@ class EnginePool:
             slot.num_restarts += 1
         slot.state = EngineState.HEALTHY
         slot.healthy_since = time.monotonic()
+        if slot not in self._by_model.get(slot.adapter.model, ()):
+            self._index_models()  # it started late and has only now learned its model
         log.info("engine %s is in rotation", slot.engine_id)
         self._notify(slot)
 
@@ -436,6 +446,7 @@ class EnginePool:
         results = await asyncio.gather(
             *(s.adapter.start() for s in self.slots.values()), return_exceptions=True
         )
+        self._index_models()
         for slot, result in zip(self.slots.values(), results, strict=True):
             if isinstance(result, BaseException):
                 self.mark_failed(slot, f"failed to start: {result}")
