@@ -18,6 +18,7 @@ from autellix_protocol.headers import (
 from autellix_protocol.report import REPORT_KEY, ServiceReport, service_of
 from autellix_protocol.snapshot import ZERO_SNAPSHOT, ProgramSnapshot, ProtocolError
 from autellix_protocol.xargs import (
+    END_PROGRAM_PREFIX,
     KEY_AWAY_S,
     KEY_CALL_ID,
     KEY_CRITICAL_PATH,
@@ -36,9 +37,11 @@ from autellix_protocol.xargs import (
     decode_xargs,
     encode_next_call,
     encode_xargs,
+    end_program_request_id,
 )
 
 __all__ = [
+    "END_PROGRAM_PREFIX",
     "HEADER_CALL_ID",
     "HEADER_ENGINE_ID",
     "HEADER_PARENT_IDS",
@@ -68,5 +71,6 @@ __all__ = [
     "decode_xargs",
     "encode_next_call",
     "encode_xargs",
+    "end_program_request_id",
     "service_of",
 ]

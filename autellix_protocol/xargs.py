@@ -35,6 +35,15 @@ KEY_NEXT_TOOL: Final = "autellix_next_tool"
 """The tool the program runs when this call ends; its next call follows the tool."""
 KEY_AWAY_S: Final = "autellix_away_s"
 """Seconds the program is expected to be away after this call, when the sender knows."""
+END_PROGRAM_PREFIX: Final = "autellix-end-program:"
+"""Request id prefix of the gateway's "program ended" notice to an engine running the plugin:
+aborting ``END_PROGRAM_PREFIX + program id`` (no such request exists) releases what the
+engine keeps for that program, its held KV. vLLM's abort is the one path from an engine's
+caller to its scheduler that needs no request of the program to be running."""
+
+
+def end_program_request_id(program_id: str) -> str:
+    return END_PROGRAM_PREFIX + program_id
 
 
 @dataclass(frozen=True, slots=True)

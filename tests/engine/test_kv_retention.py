@@ -78,3 +78,20 @@ async def test_an_idle_engine_releases_a_hold_when_its_ttl_runs_out(
     while not await llm.reset_prefix_cache():
         assert asyncio.get_running_loop().time() < deadline, "the hold outlived its TTL"
         await asyncio.sleep(1.0)
+
+
+async def test_a_programs_end_releases_its_hold_at_once(plas_engine: LocalVLLMEngine) -> None:
+    # The gateway's notice when a program ends (DELETE, idle timeout): the hold, good for the
+    # rule's 30 s cap, must end within seconds, with no request to step the engine.
+    llm = plas_engine._require()
+    hint = {KEY_NEXT_TOOL: "search", KEY_AWAY_S: "30"}
+    await _call(plas_engine, "kv-ends", "kv-ends-c1", _tokens(6, PROMPT), **hint)
+    assert not await llm.reset_prefix_cache(), "the finished call's blocks should be held"
+    plas_engine.end_program("kv-other")  # another program's end leaves this hold alone
+    await asyncio.sleep(1.0)
+    assert not await llm.reset_prefix_cache(), "another program's end released this hold"
+    plas_engine.end_program("kv-ends")
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await llm.reset_prefix_cache():
+        assert asyncio.get_running_loop().time() < deadline, "the hold outlived its program"
+        await asyncio.sleep(0.2)

@@ -25,7 +25,7 @@ from vllm.v1.request import Request, RequestStatus  # noqa: E402
 from autellix_integrations.vllm import KEY_CALL_ID, KEY_PROGRAM_ID, KEY_SERVICE  # noqa: E402
 from autellix_integrations.vllm._retention import SchedulerRetention  # noqa: E402
 from autellix_integrations.vllm._scheduler import AutellixScheduler  # noqa: E402
-from autellix_protocol import KEY_AWAY_S, KEY_NEXT_TOOL  # noqa: E402
+from autellix_protocol import KEY_AWAY_S, KEY_NEXT_TOOL, end_program_request_id  # noqa: E402
 from tests.engine_logic.test_plugin_sched import (  # noqa: E402
     _BLOCK_HASHER,
     BLOCK_SIZE,
@@ -205,6 +205,26 @@ def test_an_aborted_call_ends_its_programs_hold(variant: str) -> None:
     assert len(_retention(scheduler).holds.ledger) == 1
     scheduler.add_request(_agent_next(first))  # the client leaves before it runs
     scheduler.finish_requests("agent-c2", RequestStatus.FINISHED_ABORTED)
+    assert len(_retention(scheduler).holds.ledger) == 0
+    loop.run()
+    assert_no_leaks(scheduler)
+
+
+def test_the_gateways_program_end_notice_ends_only_that_programs_hold(variant: str) -> None:
+    """``END_PROGRAM_PREFIX`` ids come through vLLM's abort; real ids in the same abort still
+    finish their requests."""
+    scheduler = _scheduler(variant)
+    loop = EngineLoop(scheduler)
+    first = _request("agent-c1", _tokens(1, PROMPT), program="agent", hint={KEY_NEXT_TOOL: "t"})
+    _finish(loop, first)
+    other = _request("other-c1", _tokens(2, 40), program="other")
+    scheduler.add_request(other)
+    scheduler.finish_requests(
+        [end_program_request_id("someone-else"), "other-c1"], RequestStatus.FINISHED_ABORTED
+    )
+    assert other.status is RequestStatus.FINISHED_ABORTED
+    assert len(_retention(scheduler).holds.ledger) == 1
+    scheduler.finish_requests(end_program_request_id("agent"), RequestStatus.FINISHED_ABORTED)
     assert len(_retention(scheduler).holds.ledger) == 0
     loop.run()
     assert_no_leaks(scheduler)

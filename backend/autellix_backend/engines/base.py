@@ -136,6 +136,11 @@ class EngineAdapter(ABC):
         publishes none)."""
         return None
 
+    def end_program(self, program_id: str) -> None:  # noqa: B027
+        """The program ended at the front end: drop what the engine keeps for it (its held
+        KV). Must neither block nor raise; the default does nothing (no such state, or an
+        engine the front end cannot reach between calls, which ends holds on their TTL)."""
+
     def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:  # noqa: B027
         """The program's state changed at the front end: re-rank its calls still waiting here.
 

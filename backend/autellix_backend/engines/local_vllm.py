@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from autellix_backend.core import SchedulerConfig
+from autellix_backend.core import KVRetention, SchedulerConfig
 from autellix_backend.engines.base import (
     EngineAdapter,
     EngineChunk,
@@ -37,6 +37,7 @@ from autellix_backend.engines.base import (
 from autellix_backend.engines.kv_events import KVEventSource
 from autellix_backend.engines.vllm_serving import CallMeter, VLLMServing
 from autellix_backend.engines.vllm_xargs import vllm_xargs
+from autellix_protocol import end_program_request_id
 from autellix_protocol.report import REPORT_KEY
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class LocalVLLMEngine(EngineAdapter):
         self._serving: VLLMServing | None = None
         self._live: set[str] = set()
         self._kv_usage: float | None = None
+        self._notices: set[asyncio.Task[None]] = set()
 
     # Life cycle ----------------------------------------------------------------
 
@@ -283,6 +285,30 @@ class LocalVLLMEngine(EngineAdapter):
         yield EngineChunk(
             finish_reason=meter.finish_reason or "stop", usage=meter.usage(), extra=meter.report()
         )
+
+    def end_program(self, program_id: str) -> None:
+        """Tell the plugin the program ended, so it releases the program's held KV at once
+        (``END_PROGRAM_PREFIX``: an abort, sent to the engine core, of a request id no
+        request has)."""
+        llm = self._llm
+        if llm is None or not self._plugin or self.scheduler_config.kv_retention is KVRetention.OFF:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the gateway's loop: the hold ends on its TTL
+            return
+        # Straight to the engine core: AsyncLLM.abort passes on only the ids it tracks.
+        notice = llm.engine_core.abort_requests_async([end_program_request_id(program_id)])
+        task = loop.create_task(notice)
+        self._notices.add(task)
+        task.add_done_callback(self._notice_done)
+
+    def _notice_done(self, task: asyncio.Task[None]) -> None:
+        self._notices.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "engine %s: program-end notice failed: %r", self.engine_id, task.exception()
+            )
 
     async def abort(self, request_id: str) -> None:
         """Nothing to do: closing the call's stream cancels it in vLLM's serving layer, and

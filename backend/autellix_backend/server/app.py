@@ -48,6 +48,8 @@ def create_app(
     def on_program_end(session: Session, program: ProgramRecord) -> None:
         metrics.program_latency.observe(max(0.0, registry.clock() - program.start_time))
         pool.balancer.on_program_finished(session.key)
+        for slot in pool.slots.values():
+            slot.adapter.end_program(session.key)
 
     def on_health_change(slot: EngineSlot) -> None:
         if not slot.healthy:

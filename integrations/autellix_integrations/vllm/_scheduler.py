@@ -63,11 +63,17 @@ from autellix_integrations.vllm._settings import PluginSettings
 from autellix_integrations.vllm._siblings import SiblingReports
 from autellix_integrations.vllm._steps import StepLog, StepRecord
 from autellix_integrations.vllm._versions import check_vllm_version
-from autellix_protocol import KEY_PROGRAM_ID, NextCallHint, ProtocolError, decode_next_call
+from autellix_protocol import (
+    END_PROGRAM_PREFIX,
+    KEY_PROGRAM_ID,
+    NextCallHint,
+    ProtocolError,
+    decode_next_call,
+)
 from autellix_protocol.report import SIBLINGS_KEY, offsets_since
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from vllm.v1.core.sched.output import SchedulerOutput
     from vllm.v1.engine import EngineCoreOutputs
@@ -167,6 +173,23 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self._siblings.arrived(request.request_id, params.extra_args if params else None)
         if self.autellix_retention is not None:
             self.autellix_retention.arrived(arrival.program_id, now)
+
+    def finish_requests(
+        self, request_ids: str | Iterable[str] | None, finished_status: RequestStatus
+    ) -> list[Request]:
+        """vLLM's aborts; an id with ``END_PROGRAM_PREFIX`` is the front end's notice that
+        a program ended, which ends the program's hold and finishes no request."""
+        if request_ids is None:
+            return super().finish_requests(request_ids, finished_status)
+        ids = (request_ids,) if isinstance(request_ids, str) else tuple(request_ids)
+        ended = [i for i in ids if i.startswith(END_PROGRAM_PREFIX)]
+        if ended:
+            retention = self.autellix_retention
+            if retention is not None:
+                for notice in ended:
+                    retention.release(notice.removeprefix(END_PROGRAM_PREFIX))
+            ids = tuple(i for i in ids if not i.startswith(END_PROGRAM_PREFIX))
+        return super().finish_requests(ids, finished_status)
 
     def _free_request(
         self, request: Request, delay_free_blocks: bool = False
