@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autellix_backend.core import CallArrival, CallRecord, SchedulerConfig
+from autellix_backend.core import CallArrival, CallRecord, KVRetention, SchedulerConfig
 from autellix_backend.engines.base import (
     EngineAdapter,
     EngineChunk,
@@ -35,6 +35,7 @@ from autellix_backend.sim.config import EngineConfig
 from autellix_backend.sim.engine import SimEngine, StepOutcome
 from autellix_backend.sim.results import CallResult
 from autellix_backend.spec import PromptSegment
+from autellix_protocol import NextCallHint, ProtocolError, decode_next_call
 from autellix_protocol.report import offsets_since
 from autellix_protocol.snapshot import ProgramSnapshot
 
@@ -180,6 +181,9 @@ class SimulatedEngine(EngineAdapter):
     def refresh(self, program_id: str, snapshot: ProgramSnapshot) -> None:
         self._sim.scheduler.refresh(program_id, snapshot)
 
+    def end_program(self, program_id: str) -> None:
+        self._sim.release_program(program_id)
+
     def kv_usage(self) -> float:
         """Share of the KV blocks that calls hold (the tracing UI's engine view)."""
         kv = self._sim.kv
@@ -228,7 +232,9 @@ class SimulatedEngine(EngineAdapter):
             max_tokens=max_tokens,
             snapshot=tag.snapshot,
         )
-        self._sim.add_call(arrival, segments, max_tokens, self._now())
+        self._sim.add_call(
+            arrival, segments, max_tokens, self._now(), retain_for=self._expected_away(request)
+        )
         offset = int.from_bytes(
             hashlib.blake2b(request.request_id.encode(), digest_size=4).digest()
         )
@@ -237,6 +243,24 @@ class SimulatedEngine(EngineAdapter):
         self._calls[request.request_id] = call
         self._wake.set()
         return call
+
+    def _expected_away(self, request: EngineRequest) -> float | None:
+        """Seconds until the program's next call when a call follows, as the vLLM plugin
+        reads it: the call's next-call hint in ``vllm_xargs`` (``dag``), or any call
+        (``ttl``); the simulator may hold the call's KV for it. None: nothing to hold."""
+        config = self._sim.scheduler.config
+        if config.kv_retention is KVRetention.OFF:
+            return None
+        xargs = request.body.get("vllm_xargs")
+        try:
+            hint = decode_next_call(xargs if isinstance(xargs, Mapping) else None)
+        except ProtocolError:
+            hint = NextCallHint()
+        if hint.away_s is not None:
+            return hint.away_s
+        if hint.follows or config.kv_retention is KVRetention.TTL:
+            return config.retention_rule.default_tool_seconds
+        return None
 
     def _drop(self, request_id: str, *, abort: bool) -> None:
         self._calls.pop(request_id)
