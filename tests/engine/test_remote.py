@@ -6,6 +6,7 @@ which a ``cache_aware`` gateway configured as docs/engines.md says reads.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ from autellix_backend.engines.openai_compat import OpenAICompatEngine
 from autellix_backend.engines.remote_vllm import RemoteVLLMEngine
 from autellix_backend.models import ensure_tiny_model
 from autellix_backend.server import EngineSpec, ServerConfig
+from autellix_protocol import KEY_AWAY_S, KEY_NEXT_TOOL
 from autellix_protocol.snapshot import ProgramSnapshot
 from tests.engine.test_kv_events_routing import (
     BLOCK,
@@ -58,7 +60,14 @@ def server(kv_events_port: int) -> Iterator[tuple[str, str]]:
         "publisher": "zmq",
         "endpoint": f"tcp://*:{kv_events_port}",
     }
-    env = {**os.environ, "AUTELLIX_POLICY": "plas", "AUTELLIX_REPORT_PORT": str(report_port)}
+    env = {
+        **os.environ,
+        "AUTELLIX_POLICY": "plas",
+        "AUTELLIX_REPORT_PORT": str(report_port),
+    }
+    # KV retention in ``dag`` mode holds only for calls whose hint says a tool follows (only
+    # the program-end test's call does); memory is cheap so its hold outlasts slow steps.
+    autellix = {"kv_retention": "dag", "retention_rule": {"memory_value": 1e-4}}
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(ensure_tiny_model()), "--served-model-name", "tiny",
@@ -68,6 +77,7 @@ def server(kv_events_port: int) -> Iterator[tuple[str, str]]:
         "--scheduler-cls", "autellix_integrations.vllm.AutellixScheduler",
         "--enable-prefix-caching", "--kv-events-config", json.dumps(kv_events),
         "--enable-prompt-tokens-details",  # usage says how many prompt tokens were cached
+        "--additional-config", json.dumps({"autellix": autellix}),
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -125,6 +135,39 @@ async def test_remote_server_streams_chat_and_reports_service(remote: RemoteVLLM
     assert last.finish_reason == "length"
     assert last.usage is not None and last.usage.completion_tokens == 10
     assert last.usage.service > 0
+
+
+async def test_a_programs_end_releases_the_kv_the_remote_server_holds_for_it(
+    remote: RemoteVLLMEngine, server: tuple[str, str]
+) -> None:
+    """The gateway's program-end notice reaches a remote plugin over its report channel."""
+    _, reports = server
+
+    def held(program_id: str) -> int:
+        return int(httpx.get(f"{reports}/programs/{program_id}").json()["held_blocks"])
+
+    body = {
+        "prompt": [10 + i % 600 for i in range(200)],  # 6 full blocks of 32
+        "max_tokens": 2,
+        "ignore_eos": True,
+        "vllm_xargs": {KEY_NEXT_TOOL: "search", KEY_AWAY_S: "30"},  # held up to 30 s
+    }
+    request = EngineRequest(
+        request_id="ends-c1",
+        kind=RequestKind.COMPLETION,
+        body=body,
+        tag=ProgramTag(program_id="remote-ends", call_id="ends-c1"),
+    )
+    assert [c async for c in remote.generate(request)][-1].finish_reason == "length"
+    assert held("remote-ends") >= 6
+    remote.end_program("someone-else")
+    await asyncio.sleep(0.5)
+    assert held("remote-ends") >= 6
+    remote.end_program("remote-ends")
+    deadline = asyncio.get_running_loop().time() + 10
+    while held("remote-ends"):
+        assert asyncio.get_running_loop().time() < deadline, "the hold outlived its program"
+        await asyncio.sleep(0.1)
 
 
 async def test_health_probes_read_the_servers_kv_usage(remote: RemoteVLLMEngine) -> None:

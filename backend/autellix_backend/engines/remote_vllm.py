@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -67,6 +68,7 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
         if block_size is not None and block_size < 1:
             raise ValueError("block_size must be positive")
         self.report_url = report_url.rstrip("/") if report_url else None
+        self._notices: set[asyncio.Task[httpx.Response]] = set()
         self.kv_events_endpoint = kv_events_endpoint
         self.tokenizer = tokenizer
         self.block_size = block_size
@@ -102,6 +104,27 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
 
     def decorate(self, body: dict[str, Any], request: EngineRequest) -> dict[str, Any]:
         return {**body, "vllm_xargs": vllm_xargs(body, request.tag)}
+
+    def end_program(self, program_id: str) -> None:
+        """Tell the plugin the program ended (``POST /programs/<id>/end`` on the report
+        channel), so it releases the program's held KV at once; without ``report_url`` the
+        hold ends on its TTL."""
+        if self.report_url is None or self._client is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        url = f"{self.report_url}/programs/{quote(program_id, safe='')}/end"
+        task = loop.create_task(self._client.post(url, timeout=2.0))
+        self._notices.add(task)
+        task.add_done_callback(self._notice_done)
+
+    def _notice_done(self, task: asyncio.Task[httpx.Response]) -> None:
+        self._notices.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.warning("engine %s: program-end notice failed: %r", self.engine_id, error)
 
     async def service_of(self, request: EngineRequest, final: Mapping[str, Any]) -> float:
         reported = reported_service((final.get("kv_transfer_params") or {}).get(REPORT_KEY))

@@ -295,3 +295,21 @@ class IdleExpiry:
                 self._wake.wait()
             else:
                 self._wake.wait(min(self.max_wait, max(0.005, next_at - self.clock())))
+
+
+class LockedHolds:
+    """The holds as the report channel sees them (``_report_server.ProgramHolds``): what a
+    program holds, and the front end's notice that it ended, each under the block pool's
+    lock (the channel answers on its own thread)."""
+
+    def __init__(self, retention: SchedulerRetention, lock: threading.RLock) -> None:
+        self.retention = retention
+        self.lock = lock
+
+    def held_blocks(self, program_id: str) -> int:
+        with self.lock:
+            return self.retention.held_blocks(program_id)
+
+    def end(self, program_id: str) -> int:
+        with self.lock:
+            return self.retention.release(program_id)

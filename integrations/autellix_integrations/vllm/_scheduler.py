@@ -58,7 +58,7 @@ from autellix_integrations.vllm._inflight import InFlightSteps, LandedStep
 from autellix_integrations.vllm._metadata import REPORT_KEY, MetadataError, arrival_from_xargs
 from autellix_integrations.vllm._report_server import serve_reports
 from autellix_integrations.vllm._reports import ServiceReport, ServiceReportLog
-from autellix_integrations.vllm._retention import IdleExpiry, SchedulerRetention
+from autellix_integrations.vllm._retention import IdleExpiry, LockedHolds, SchedulerRetention
 from autellix_integrations.vllm._settings import PluginSettings
 from autellix_integrations.vllm._siblings import SiblingReports
 from autellix_integrations.vllm._steps import StepLog, StepRecord
@@ -124,8 +124,6 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self.autellix_reports = ServiceReportLog()
         self._siblings = SiblingReports()
         settings = self.autellix_settings
-        if settings.report_port:
-            serve_reports(self.autellix_reports, settings.report_host, settings.report_port)
         self._step_log = StepLog(settings.step_log) if settings.step_log else None
         self._in_flight = InFlightSteps()
         self._update_s = 0.0
@@ -147,8 +145,14 @@ class AutellixSchedulerMixin(_SchedulerBase):
         self._request_of: dict[str, Request] = {}
         self.autellix_retention = self._retention()
         self._idle_expiry: IdleExpiry | None = None
+        holds: LockedHolds | None = None
         if self.autellix_retention is not None:
             self._idle_expiry = self._guard_pool(self.autellix_retention)
+            holds = LockedHolds(self.autellix_retention, self._idle_expiry.lock)
+        if settings.report_port:
+            serve_reports(
+                self.autellix_reports, settings.report_host, settings.report_port, holds=holds
+            )
         logger.info(
             "Autellix scheduler (%s): policy=%s queues=%d base_quantum=%s",
             type(self).__name__,
