@@ -76,6 +76,19 @@ def _wait_healthy(url: str, engine_id: str, timeout: float = 60.0) -> dict[str, 
     raise AssertionError(f"{engine_id} did not rejoin the rotation: {health}")
 
 
+def _wait_in_flight(url: str, expected: dict[str, int], timeout: float = 30.0) -> None:
+    """Until the gateway has the ``expected`` calls in flight on each engine (not a sleep:
+    under load the calls take longer to reach their engines)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        details = httpx.get(f"{url}/healthz", timeout=10).json()["engine_details"]
+        inflight = {e: details[e]["num_inflight_calls"] for e in expected}
+        if inflight == expected:
+            return
+        assert time.monotonic() < deadline, f"calls in flight: {inflight}, expected {expected}"
+        time.sleep(0.05)
+
+
 def test_programs_run_on_both_actors_and_their_service_comes_back(gateway: LiveServer) -> None:
     used = set()
     for i in range(4):
@@ -97,7 +110,7 @@ def test_a_killed_actor_loses_only_its_calls_and_comes_back(gateway: LiveServer,
     programs = [f"{how}-long-{i}" for i in range(6)]
     with ThreadPoolExecutor(len(programs)) as pool:
         futures = [pool.submit(_call, gateway.url, p, 400) for p in programs]
-        time.sleep(1.5)  # every call is in flight (400 tokens take ~6 s at this time scale)
+        _wait_in_flight(gateway.url, {"ray-sim-0": 3, "ray-sim-1": 3})  # ~6 s of work each
         if how == "ray.kill":
             ray.kill(actor, no_restart=False)
         else:

@@ -305,6 +305,7 @@ class Gateway:
                     usage=usage,
                 )
             status = "finished"
+            self.close_soon(call, usage, status)  # recorded before the client sees the end
             yield DONE_EVENT
         except APIError as exc:
             status = "error"

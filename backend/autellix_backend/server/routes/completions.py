@@ -143,11 +143,8 @@ async def _serve(
         raise
     finally:
         watching.cancel()
-    response = _BodyResponse(gateway.body(call, done), headers=call.headers())
-    # The answer goes out first; the table and the metrics learn of the call's end right
-    # after, from the loop's ready queue, so before it reads any further request.
-    asyncio.get_running_loop().call_soon(gateway.close_soon, call, done.usage, "finished")
-    return response
+    gateway.close_soon(call, done.usage, "finished")
+    return _BodyResponse(gateway.body(call, done), headers=call.headers())
 
 
 class _ClientGone(Exception):
