@@ -3,8 +3,10 @@ Autellix plugin, remote generic OpenAI-compatible server, simulated engine)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -12,6 +14,8 @@ from typing import Any
 from autellix_backend.engines.kv_events import KVEventSource
 from autellix_protocol.snapshot import ProgramSnapshot
 from autellix_protocol.xargs import CallTag
+
+log = logging.getLogger("autellix.engines")
 
 
 class RequestKind(StrEnum):
@@ -147,3 +151,30 @@ class EngineAdapter(ABC):
         Engines the front end cannot reach between calls (a remote vLLM) keep the snapshot
         each call arrived with; the default does nothing.
         """
+
+
+class Notices:
+    """Notices an adapter sends without waiting for them (a program's end): each runs as a
+    task kept here until it is done, and a failure is logged, never raised, so the gateway's
+    hooks neither block nor throw."""
+
+    def __init__(self, engine_id: str) -> None:
+        self.engine_id = engine_id
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def send(self, notice: Coroutine[Any, Any, Any], what: str) -> None:
+        """Run ``notice`` on the running loop; without one it is dropped (closed unrun)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            notice.close()
+            return
+        task = loop.create_task(notice)
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._done(done, what))
+
+    def _done(self, task: asyncio.Task[Any], what: str) -> None:
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.warning("engine %s: %s failed: %r", self.engine_id, what, error)

@@ -31,6 +31,7 @@ from autellix_backend.engines.base import (
     EngineError,
     EngineLoad,
     EngineRequest,
+    Notices,
     RequestRejected,
     event_text,
 )
@@ -122,7 +123,7 @@ class LocalVLLMEngine(EngineAdapter):
         self._serving: VLLMServing | None = None
         self._live: set[str] = set()
         self._kv_usage: float | None = None
-        self._notices: set[asyncio.Task[None]] = set()
+        self._notices = Notices(engine_id)
 
     # Life cycle ----------------------------------------------------------------
 
@@ -293,22 +294,9 @@ class LocalVLLMEngine(EngineAdapter):
         llm = self._llm
         if llm is None or not self._plugin or self.scheduler_config.kv_retention is KVRetention.OFF:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on the gateway's loop: the hold ends on its TTL
-            return
         # Straight to the engine core: AsyncLLM.abort passes on only the ids it tracks.
         notice = llm.engine_core.abort_requests_async([end_program_request_id(program_id)])
-        task = loop.create_task(notice)
-        self._notices.add(task)
-        task.add_done_callback(self._notice_done)
-
-    def _notice_done(self, task: asyncio.Task[None]) -> None:
-        self._notices.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning(
-                "engine %s: program-end notice failed: %r", self.engine_id, task.exception()
-            )
+        self._notices.send(notice, "program-end notice")
 
     async def abort(self, request_id: str) -> None:
         """Nothing to do: closing the call's stream cancels it in vLLM's serving layer, and

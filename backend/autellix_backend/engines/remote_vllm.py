@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from autellix_backend.engines.base import EngineError, EngineRequest
+from autellix_backend.engines.base import EngineError, EngineRequest, Notices
 from autellix_backend.engines.kv_events import KVEventSource
 from autellix_backend.engines.openai_http import OpenAIHTTPEngine, log
 from autellix_backend.engines.vllm_xargs import vllm_xargs
@@ -68,7 +68,7 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
         if block_size is not None and block_size < 1:
             raise ValueError("block_size must be positive")
         self.report_url = report_url.rstrip("/") if report_url else None
-        self._notices: set[asyncio.Task[httpx.Response]] = set()
+        self._notices = Notices(self.engine_id)
         self.kv_events_endpoint = kv_events_endpoint
         self.tokenizer = tokenizer
         self.block_size = block_size
@@ -111,20 +111,8 @@ class RemoteVLLMEngine(OpenAIHTTPEngine):
         hold ends on its TTL."""
         if self.report_url is None or self._client is None:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
         url = f"{self.report_url}/programs/{quote(program_id, safe='')}/end"
-        task = loop.create_task(self._client.post(url, timeout=2.0))
-        self._notices.add(task)
-        task.add_done_callback(self._notice_done)
-
-    def _notice_done(self, task: asyncio.Task[httpx.Response]) -> None:
-        self._notices.discard(task)
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            log.warning("engine %s: program-end notice failed: %r", self.engine_id, error)
+        self._notices.send(self._client.post(url, timeout=2.0), "program-end notice")
 
     async def service_of(self, request: EngineRequest, final: Mapping[str, Any]) -> float:
         reported = reported_service((final.get("kv_transfer_params") or {}).get(REPORT_KEY))
