@@ -23,6 +23,7 @@ require("ray", install="pip install 'autellix[ray]'")
 
 import ray  # noqa: E402
 
+from autellix_backend.core import SchedulerConfig  # noqa: E402
 from autellix_backend.engines.ray_engine import NAMESPACE  # noqa: E402
 from autellix_backend.server import EngineSpec, ServerConfig  # noqa: E402
 from tests.server.conftest import LiveServer  # noqa: E402
@@ -44,6 +45,8 @@ def gateway() -> Iterator[LiveServer]:
     )
     config = ServerConfig(
         engines=engines,
+        # dag: holds only for a call whose vllm_xargs say a tool follows (one test's call)
+        scheduler=SchedulerConfig(kv_retention="dag"),
         balancer="round_robin",
         health_interval_s=0.3,
         restart_backoff_s=0.2,
@@ -156,3 +159,25 @@ def test_a_client_that_leaves_mid_stream_closes_the_actors_stream(gateway: LiveS
     while ray.get(actor.num_streams.remote()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray.get(actor.num_streams.remote()) == 0, "the aborted call's stream is still open"
+
+
+def test_a_programs_end_reaches_the_actors_engine(gateway: LiveServer) -> None:
+    """Deleting a program releases the KV its actor's engine holds for it through a tool."""
+    _wait_healthy(gateway.url, "ray-sim-0")
+    _wait_healthy(gateway.url, "ray-sim-1")
+    body = {
+        "model": "sim",
+        "prompt": "tool docs " * 300,
+        "max_tokens": 2,
+        "vllm_xargs": {"autellix_next_tool": "search", "autellix_away_s": "30"},
+    }
+    headers = {"X-Autellix-Program-Id": "ray-tool-agent"}
+    r = httpx.post(f"{gateway.url}/v1/completions", json=body, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text
+    actor = ray.get_actor(f"autellix-{r.headers['X-Autellix-Engine-Id']}", namespace=NAMESPACE)
+    assert ray.get(actor.kv_usage.remote()) > 0, "the call's KV should be held for the tool"
+    assert httpx.delete(f"{gateway.url}/v1/programs/ray-tool-agent", timeout=10).status_code == 200
+    deadline = time.monotonic() + 10
+    while ray.get(actor.kv_usage.remote()) > 0:
+        assert time.monotonic() < deadline, "the hold outlived its program"
+        time.sleep(0.05)

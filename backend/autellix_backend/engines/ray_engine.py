@@ -137,6 +137,15 @@ class EngineActor:
         if self._engine is not None:
             self._engine.refresh(program_id, snapshot)
 
+    async def end_program(self, program_id: str) -> None:
+        if self._engine is not None:
+            self._engine.end_program(program_id)
+
+    async def kv_usage(self) -> float | None:
+        """The engine's KV cache usage (0..1), None when it does not say."""
+        usage = getattr(self._engine, "kv_usage", None)
+        return usage() if usage is not None else None
+
     async def pid(self) -> int:
         import os
 
@@ -335,6 +344,12 @@ class RayEngine(EngineAdapter):
         """Send the new snapshot only when the program has a call waiting here (one-way)."""
         if self._actor is not None and program_id in self._live.values():
             self._actor.refresh.remote(program_id, snapshot)
+
+    def end_program(self, program_id: str) -> None:
+        """Pass the program's end on to the actor's engine (one-way), which releases the KV
+        it holds for the program."""
+        if self._actor is not None:
+            self._actor.end_program.remote(program_id)
 
     async def _call(self, ref: Any) -> Any:
         """Await an object ref; Ray's errors other than the call's own become ``EngineError``."""
