@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
@@ -12,6 +13,34 @@ from autellix_backend.server.errors import APIError
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
+
+
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """The request's declared body size: None without a Content-Length, -1 for a bad one."""
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return None
+
+
+class StatusRecorder:
+    """A ``send`` that remembers the response's status (500 until the response starts)."""
+
+    __slots__ = ("send", "started", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+        await self.send(message)
 
 
 class BodyLimitMiddleware:
@@ -25,15 +54,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared < 0 or declared > self.max_bytes:
-                    await _reject(send, declared, self.max_bytes)
-                    return
+        declared = content_length(scope["headers"])
+        if declared is not None and not 0 <= declared <= self.max_bytes:
+            await _reject(send, declared, self.max_bytes)
+            return
         received = 0
         limit = self.max_bytes
 
@@ -99,16 +123,9 @@ class RequestCountMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, recorder)
         finally:
             route = scope.get("route")
-            self.counter.count(getattr(route, "path", None) or "unmatched", status)
+            self.counter.count(getattr(route, "path", None) or "unmatched", recorder.status)

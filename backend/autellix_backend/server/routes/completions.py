@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from autellix_backend.engines.base import RequestKind
 from autellix_backend.server.errors import APIError, error_response
-from autellix_backend.server.middleware import RequestCounter
+from autellix_backend.server.middleware import RequestCounter, StatusRecorder, content_length
 from autellix_backend.server.openai_format import dumps
 from autellix_backend.server.pool import CallStream
 from autellix_backend.server.schemas import (
@@ -162,6 +162,9 @@ async def _client_gone(receive: Receive, stream: CallStream) -> None:
             return
 
 
+_REFUSED = "autellix.refused"
+"""Scope key: ``CompletionFront`` tried this call and refused it, so the route does not."""
+
 _BODIES: dict[str, tuple[RequestKind, type[ChatCompletionRequest] | type[CompletionRequest]]] = {
     "/v1/chat/completions": (RequestKind.CHAT, ChatCompletionRequest),
     "/v1/completions": (RequestKind.COMPLETION, CompletionRequest),
@@ -181,7 +184,7 @@ class FastCompletionRoute:
         self.kind, self.model = _BODIES[declared.path]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        replay = await self.serve(scope, receive, send)
+        replay = receive if scope.get(_REFUSED) else await self.serve(scope, receive, send)
         if replay is not None:
             scope["route"] = self.declared
             scope["endpoint"] = self.declared.endpoint
@@ -269,42 +272,26 @@ class CompletionFront:
         if scope["type"] != "http" or scope["method"] != "POST":
             return receive
         route = self._routes.get(scope["path"])
-        if route is None or not self._sized_within_limit(scope["headers"]):
+        size = content_length(scope["headers"])
+        if route is None or size is None or not 0 <= size <= self._max_body_bytes:
             return receive
-        status = 500
-        started = False
-
-        async def send_status(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                started = True
-            await send(message)
-
+        recorder = StatusRecorder(send)
         served = True
         try:
-            replay = await route.serve(scope, receive, send_status)
+            replay = await route.serve(scope, receive, recorder)
             if replay is not None:
                 served = False
+                scope[_REFUSED] = True  # the app's route answers it without trying again
                 return replay
         except Exception as exc:
-            if started:
+            if recorder.started:
                 raise
             response = error_response(exc, method="POST", path=scope["path"])
-            await response(scope, receive, send_status)
+            await response(scope, receive, recorder)
         finally:
             if served:
-                self._counter.count(route.declared.path, status)
+                self._counter.count(route.declared.path, recorder.status)
         return None
-
-    def _sized_within_limit(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        for name, value in headers:
-            if name == b"content-length":
-                try:
-                    return 0 <= int(value) <= self._max_body_bytes
-                except ValueError:
-                    return False
-        return False
 
 
 def _is_json(content_type: str) -> bool:
